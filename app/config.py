@@ -1,0 +1,236 @@
+"""Typed configuration: defaults here, then config.toml, then environment, then flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# The seed document's variable names; every other key is BEACON_<SECTION>_<KEY>.
+SEED_ENV = {
+    "REST_API_HOST": ("rest", "host"),
+    "REST_API_PORT": ("rest", "port"),
+    "SOCKETIO_HOST": ("realtime", "host"),
+    "SOCKETIO_PORT": ("realtime", "port"),
+    "SOCKETIO_CORS_ORIGINS": ("realtime", "cors_origins"),
+    "PUBSUB_URL": ("pubsub", "url"),
+    "STORE_URL": ("store", "url"),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value that stops start-up; the message names the key."""
+
+
+@dataclass(frozen=True)
+class RestConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 65536
+    ui_dir: str = "admin-ui/out"
+
+
+@dataclass(frozen=True)
+class RealtimeConfig:
+    host: str = "127.0.0.1"
+    port: int = 7000
+    cors_origins: tuple[str, ...] = (
+        "http://localhost:8000",
+        "http://127.0.0.1:8000",
+        "http://localhost:3000",
+        "http://127.0.0.1:3000",
+    )
+    ping_interval: float = 25.0
+    ping_timeout: float = 20.0
+    max_message_bytes: int = 65536
+
+
+@dataclass(frozen=True)
+class PubSubConfig:
+    url: str = "memory://"
+    queue_size: int = 10000
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = "sqlite:///data/beacon.sqlite"
+
+
+@dataclass(frozen=True)
+class RunsConfig:
+    grace_period: float = 10.0
+    replay_cap: int = 10000
+    max_line_bytes: int = 65536
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+
+DEFAULT_WORKFLOWS = {
+    "review": "app.workflows.review:build",
+    "deploy": "app.workflows.deploy:build",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    rest: RestConfig = field(default_factory=RestConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    pubsub: PubSubConfig = field(default_factory=PubSubConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    runs: RunsConfig = field(default_factory=RunsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    workflows: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_WORKFLOWS))
+
+
+SECTIONS: dict[str, type] = {
+    f.name: f.default_factory  # type: ignore[misc]
+    for f in dataclasses.fields(Config)
+    if f.name != "workflows"
+}
+
+
+def _cast(value: Any, kind: Any, where: str) -> Any:
+    """Strictly convert a TOML, environment or flag value to the field's type."""
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("expected true or false")
+        if kind is int:
+            if isinstance(value, bool) or isinstance(value, float):
+                raise ValueError("expected an integer")
+            return int(str(value).strip())
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            return float(str(value).strip())
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError("expected a string")
+            return value
+        if typing.get_origin(kind) is tuple:
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise ValueError("expected a list of strings")
+            return tuple(i.strip() for i in items if i.strip())
+    except ValueError as exc:
+        msg = str(exc) if "expected" in str(exc) else f"expected {getattr(kind, '__name__', kind)}"
+        raise ConfigError(f"{where}={value!r}: {msg}") from None
+    raise ConfigError(f"{where}: unsupported type {kind}")
+
+
+def _validate(cfg: Config) -> None:
+    for name, port in (("rest.port", cfg.rest.port), ("realtime.port", cfg.realtime.port)):
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{name}={port}: must be between 0 and 65535")
+    scheme = cfg.pubsub.url.split("://", 1)[0]
+    if "://" not in cfg.pubsub.url or scheme not in ("memory", "redis", "rediss"):
+        raise ConfigError(f"pubsub.url={cfg.pubsub.url!r}: expected memory:// or redis://host:port/db")
+    scheme = cfg.store.url.split("://", 1)[0]
+    if "://" not in cfg.store.url or scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ConfigError(f"store.url={cfg.store.url!r}: expected sqlite:///path or postgresql://…")
+    if cfg.logging.level.upper() not in LEVELS:
+        raise ConfigError(f"logging.level={cfg.logging.level!r}: expected one of {', '.join(LEVELS)}")
+    for key, value in (
+        ("rest.max_body_bytes", cfg.rest.max_body_bytes),
+        ("realtime.max_message_bytes", cfg.realtime.max_message_bytes),
+        ("pubsub.queue_size", cfg.pubsub.queue_size),
+        ("runs.replay_cap", cfg.runs.replay_cap),
+        ("runs.max_line_bytes", cfg.runs.max_line_bytes),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{key}={value}: must be positive")
+    if cfg.runs.grace_period < 0:
+        raise ConfigError(f"runs.grace_period={cfg.runs.grace_period}: must not be negative")
+    for name, target in cfg.workflows.items():
+        if not isinstance(target, str) or ":" not in target:
+            raise ConfigError(f"workflows.{name}={target!r}: expected 'module:factory'")
+
+
+def load_config(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Config, list[str]]:
+    """Merge defaults < file < environment < overrides ("section.key": value).
+
+    Returns the config and warnings (unknown BEACON_* variables). A missing file is an
+    error only when a path was given explicitly.
+    """
+    environ = environ or {}
+    raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    workflows: dict[str, str] = dict(DEFAULT_WORKFLOWS)
+    warnings: list[str] = []
+    sources: dict[tuple[str, str], str] = {}
+
+    def put(section: str, key: str, value: Any, where: str) -> None:
+        if section == "workflows":
+            workflows[key] = value
+            return
+        if section not in raw:
+            raise ConfigError(f"{where}: unknown section {section!r}")
+        hints = typing.get_type_hints(SECTIONS[section])
+        if key not in hints:
+            raise ConfigError(f"{where}: unknown key {section}.{key}")
+        raw[section][key] = _cast(value, hints[key], where)
+        sources[(section, key)] = where
+
+    if path is not None:
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"--config {file}: file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{file}: {section!r} must be a table like [{section}]")
+            for key, value in table.items():
+                put(section, key, value, f"{file}: {section}.{key}")
+
+    for var, value in environ.items():
+        if var in SEED_ENV:
+            put(*SEED_ENV[var], value, var)
+        elif var.startswith("BEACON_"):
+            section, _, key = var[len("BEACON_") :].lower().partition("_")
+            if section == "workflows" and key:
+                put(section, key, value, var)
+            elif section in raw and key in typing.get_type_hints(SECTIONS[section]):
+                put(section, key, value, var)
+            else:
+                warnings.append(f"ignoring unknown environment variable {var}")
+
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        put(section, key, value, f"--{dotted.replace('.', '-').replace('_', '-')}")
+
+    cfg = Config(
+        **{name: cls(**raw[name]) for name, cls in SECTIONS.items()},
+        workflows=workflows,
+    )
+    try:
+        _validate(cfg)
+    except ConfigError as exc:
+        section_key = str(exc).split("=", 1)[0]
+        where = sources.get(tuple(section_key.split(".", 1)))  # type: ignore[arg-type]
+        raise ConfigError(f"{where} ({exc})" if where else str(exc)) from None
+    return cfg, warnings
+
+
+def log_level(cfg: Config) -> int:
+    return logging.getLevelName(cfg.logging.level.upper())  # type: ignore[no-any-return]

@@ -1,0 +1,43 @@
+"""Domain errors, each carrying the HTTP status and error code it maps to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class BeaconError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class NotFound(BeaconError):
+    status, code = 404, "not_found"
+
+
+class Conflict(BeaconError):
+    status, code = 409, "conflict"
+
+
+class ThreadExists(Conflict):
+    code = "thread_exists"
+
+
+class NotWaiting(Conflict):
+    code = "not_waiting"
+
+
+class StaleInterrupt(Conflict):
+    code = "stale_interrupt"
+
+
+class Invalid(BeaconError):
+    status, code = 422, "validation_error"
+
+
+class StoreUnavailable(BeaconError):
+    status, code = 503, "store_unavailable"

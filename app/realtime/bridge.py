@@ -1,0 +1,51 @@
+"""Bus → Socket.IO: each realtime process emits what the bus carries to its own clients."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import orjson
+import socketio
+
+from app.pubsub import Bus
+from app.realtime.namespaces import FIREHOSE
+from app.realtime.subscriptions import Subscriptions
+from app.runs.logsink import LOGS_CHANNEL
+from app.runs.manager import ADMIN_CHANNEL
+
+logger = logging.getLogger(__name__)
+
+
+class Bridge:
+    def __init__(self, sio: socketio.AsyncServer, bus: Bus, subs: Subscriptions) -> None:
+        self.sio = sio
+        self.bus = bus
+        self.subs = subs
+        self.lines = 0
+        self.admin_events = 0
+        self.lag_ms: float | None = None
+
+    async def run_logs(self) -> None:
+        async with self.bus.subscribe(LOGS_CHANNEL) as queue:
+            async for message in queue:
+                try:
+                    lines = orjson.loads(message.data)
+                    for line in lines:
+                        await self.sio.emit("log", line, room=FIREHOSE, namespace="/logs")
+                        await self.subs.deliver(line)
+                    self.lines += len(lines)
+                    if lines:
+                        logged = datetime.fromisoformat(lines[-1]["timestamp"])
+                        self.lag_ms = (datetime.now(UTC) - logged).total_seconds() * 1000
+                except Exception:
+                    logger.exception("could not deliver a batch of log lines")
+
+    async def run_admin(self) -> None:
+        async with self.bus.subscribe(ADMIN_CHANNEL) as queue:
+            async for message in queue:
+                try:
+                    await self.sio.emit("admin_event", orjson.loads(message.data), namespace="/admin")
+                    self.admin_events += 1
+                except Exception:
+                    logger.exception("could not deliver an admin event")

@@ -1,0 +1,62 @@
+"""`GET /health` (the seed's JSON, exactly) and `GET /stats` on the realtime listener."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+from aiohttp import web
+
+from app.keys import services_key, started_key
+from app.realtime.bridge import Bridge
+from app.realtime.namespaces import AdminNamespace, LogsNamespace
+
+logs_ns_key = web.AppKey("logs_ns", LogsNamespace)
+admin_ns_key = web.AppKey("admin_ns", AdminNamespace)
+bridge_key = web.AppKey("bridge", Bridge)
+
+
+def _port(request: web.Request) -> int:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return int(sockname[1]) if sockname else 0
+
+
+async def health(request: web.Request) -> web.Response:
+    logs, admin = len(request.app[logs_ns_key].clients), len(request.app[admin_ns_key].clients)
+    return web.json_response(
+        {
+            "status": "healthy",
+            "service": "socketio",
+            "port": _port(request),
+            "connections": {
+                "log_connections": logs,
+                "admin_connections": admin,
+                "total_connections": logs + admin,
+            },
+        }
+    )
+
+
+async def stats(request: web.Request) -> web.Response:
+    app = request.app
+    logs, admin, bridge = app[logs_ns_key], app[admin_ns_key], app[bridge_key]
+    return web.json_response(
+        {
+            "node": f"{socket.gethostname()}:{os.getpid()}",
+            "port": _port(request),
+            "uptime_seconds": round(time.monotonic() - app[started_key], 3),
+            "namespaces": {
+                "/logs": {
+                    "connections": len(logs.clients),
+                    "subscriptions": logs.subs.count(),
+                    "firehose": sum(1 for sid in logs.clients if not logs.subs.has(sid)),
+                },
+                "/admin": {"connections": len(admin.clients)},
+            },
+            "events_sent": {"log_lines": bridge.lines, "admin_events": bridge.admin_events},
+            "gaps_filled": logs.subs.gaps_filled,
+            "bus_lag_ms": None if bridge.lag_ms is None else round(bridge.lag_ms, 3),
+            "bus": app[services_key].bus.status(),
+        }
+    )

@@ -1,0 +1,89 @@
+"""The `/logs` and `/admin` namespaces: connection bookkeeping and client events."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import socketio
+
+from app.realtime.subscriptions import LEVELS, Subscriptions
+
+logger = logging.getLogger(__name__)
+
+THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+FIREHOSE = "firehose"
+MAX_SUBSCRIPTIONS = 100
+
+
+class Counted(socketio.AsyncNamespace):
+    """A namespace that knows its connected clients (for /health and /stats)."""
+
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self.clients: set[str] = set()
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        self.clients.add(sid)
+
+    async def on_disconnect(self, sid: str, reason: str | None = None) -> None:
+        self.clients.discard(sid)
+
+
+class LogsNamespace(Counted):
+    """`log` to everyone (the firehose) unless a client subscribes to threads."""
+
+    def __init__(self, subscriptions: Subscriptions) -> None:
+        super().__init__("/logs")
+        self.subs = subscriptions
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        await super().on_connect(sid, environ, auth)
+        await self.enter_room(sid, FIREHOSE)
+
+    async def on_disconnect(self, sid: str, reason: str | None = None) -> None:
+        self.subs.drop_client(sid)
+        await super().on_disconnect(sid, reason)
+
+    async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            return {"error": "expected an object {thread_id, since?, level?}"}
+        thread_id = data.get("thread_id")
+        if not isinstance(thread_id, str) or not THREAD_ID.match(thread_id):
+            return {"error": "invalid thread_id"}
+        since = data.get("since")
+        if since is not None and (type(since) is not int or since < 0):
+            return {"error": "invalid since"}
+        level = data.get("level")
+        if level is not None and (not isinstance(level, str) or level.upper() not in LEVELS):
+            return {"error": "invalid level"}
+        if self.subs.count(sid) >= MAX_SUBSCRIPTIONS and not self.subs.follows(sid, thread_id):
+            return {"error": f"at most {MAX_SUBSCRIPTIONS} subscriptions per client"}
+        await self.leave_room(sid, FIREHOSE)
+        try:
+            ack = await self.subs.subscribe(sid, thread_id, since, LEVELS[level.upper()] if level else 0)
+        except Exception:
+            logger.warning("replay for %s on %s failed", sid, thread_id, exc_info=True)
+            await self._maybe_firehose(sid)
+            return {"error": "store unavailable, try again"}
+        return {"thread_id": thread_id, **ack.as_dict()}
+
+    async def on_unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        thread_id = data.get("thread_id") if isinstance(data, dict) else None
+        if not isinstance(thread_id, str) or not THREAD_ID.match(thread_id):
+            return {"error": "invalid thread_id"}
+        removed = self.subs.remove(sid, thread_id)
+        await self._maybe_firehose(sid)
+        return {"thread_id": thread_id, "unsubscribed": removed}
+
+    async def _maybe_firehose(self, sid: str) -> None:
+        if not self.subs.has(sid) and sid in self.clients:
+            await self.enter_room(sid, FIREHOSE)
+
+
+class AdminNamespace(Counted):
+    """`admin_event` to every client: run events, status changes, decisions."""
+
+    def __init__(self) -> None:
+        super().__init__("/admin")

@@ -1,0 +1,157 @@
+"""Per-client thread subscriptions: replay from the store, then live, by `seq`, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.store import LogLine, Store
+
+logger = logging.getLogger(__name__)
+
+LEVELS = logging.getLevelNamesMapping()
+Emit = Callable[[str, LogLine], Awaitable[None]]
+PAGE = 1000
+
+
+@dataclass(eq=False)
+class Subscription:
+    sid: str
+    thread_id: str
+    min_level: int
+    last_seq: int = 0
+    # While replaying, live lines wait here so nothing overtakes the store's older lines.
+    replaying: bool = True
+    active: bool = True
+    backlog: list[LogLine] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Ack:
+    recovered: bool
+    last_seq: int
+    replayed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"recovered": self.recovered, "last_seq": self.last_seq, "replayed": self.replayed}
+
+
+class Subscriptions:
+    """Who follows which thread on this node, and the delivery rule that keeps `seq` whole."""
+
+    def __init__(self, store: Store, emit: Emit, replay_cap: int) -> None:
+        self._store = store
+        self._emit = emit
+        self._cap = replay_cap
+        self._by_thread: dict[str, dict[str, Subscription]] = {}
+        self._by_sid: dict[str, dict[str, Subscription]] = {}
+        self._catch_ups: set[asyncio.Task[None]] = set()
+        self.gaps_filled = 0
+
+    def count(self, sid: str | None = None) -> int:
+        if sid is not None:
+            return len(self._by_sid.get(sid, ()))
+        return sum(len(s) for s in self._by_sid.values())
+
+    def follows(self, sid: str, thread_id: str) -> bool:
+        return thread_id in self._by_sid.get(sid, {})
+
+    def has(self, sid: str) -> bool:
+        return bool(self._by_sid.get(sid))
+
+    async def subscribe(self, sid: str, thread_id: str, since: int | None, min_level: int) -> Ack:
+        self.remove(sid, thread_id)
+        sub = Subscription(sid, thread_id, min_level)
+        self._by_thread.setdefault(thread_id, {})[sid] = sub
+        self._by_sid.setdefault(sid, {})[thread_id] = sub
+        try:
+            last = await self._store.last_seq(thread_id)
+            replayed, recovered = 0, True
+            if since is None:  # live only
+                sub.last_seq = last
+            elif since > last or last - since > self._cap:
+                # Lines the store never had, or more than a replay should carry: live from
+                # here, and the client pages the rest over REST.
+                sub.last_seq, recovered = last, False
+            else:
+                sub.last_seq = since
+                replayed = await self._replay(sub, upto=last)
+        except BaseException:
+            self.remove(sid, thread_id)
+            raise
+        await self._finish_replay(sub)
+        return Ack(recovered, sub.last_seq, replayed)
+
+    def remove(self, sid: str, thread_id: str) -> bool:
+        sub = self._by_sid.get(sid, {}).pop(thread_id, None)
+        if sub is None:
+            return False
+        thread_subs = self._by_thread.get(thread_id, {})
+        thread_subs.pop(sid, None)
+        if not thread_subs:
+            self._by_thread.pop(thread_id, None)
+        if not self._by_sid.get(sid):
+            self._by_sid.pop(sid, None)
+        sub.active = False
+        return True
+
+    def drop_client(self, sid: str) -> None:
+        for thread_id in list(self._by_sid.get(sid, ())):
+            self.remove(sid, thread_id)
+
+    async def deliver(self, line: LogLine) -> None:
+        """Hand one live line to every subscriber of its thread."""
+        for sub in tuple(self._by_thread.get(line["thread_id"], {}).values()):
+            if sub.replaying:
+                sub.backlog.append(line)
+            elif line["seq"] == sub.last_seq + 1:
+                await self._send(sub, line)
+            elif line["seq"] > sub.last_seq + 1:
+                # Lines went missing on the live path (bus outage, overflow): fetch them.
+                sub.replaying = True
+                sub.backlog.append(line)
+                task = asyncio.create_task(self._catch_up(sub))
+                self._catch_ups.add(task)
+                task.add_done_callback(self._catch_ups.discard)
+
+    async def close(self) -> None:
+        for task in tuple(self._catch_ups):
+            task.cancel()
+        await asyncio.gather(*self._catch_ups, return_exceptions=True)
+
+    async def _catch_up(self, sub: Subscription) -> None:
+        try:
+            self.gaps_filled += 1
+            await self._replay(sub, upto=sub.backlog[0]["seq"] - 1)
+            await self._finish_replay(sub)
+        except Exception:
+            logger.warning("could not fill a gap for %s on %s", sub.sid, sub.thread_id, exc_info=True)
+            await self._finish_replay(sub)
+
+    async def _replay(self, sub: Subscription, upto: int) -> int:
+        sent = 0
+        while sub.last_seq < upto:
+            page = await self._store.get_logs(sub.thread_id, after=sub.last_seq, limit=min(PAGE, upto - sub.last_seq))
+            if not page:
+                break
+            for line in page:
+                sent += await self._send(sub, line)
+        return sent
+
+    async def _finish_replay(self, sub: Subscription) -> None:
+        # No await between the emptiness check and the flag: the bridge cannot slip a line in.
+        while sub.backlog:
+            line = sub.backlog.pop(0)
+            if line["seq"] > sub.last_seq:
+                await self._send(sub, line)
+        sub.replaying = False
+
+    async def _send(self, sub: Subscription, line: LogLine) -> int:
+        sub.last_seq = line["seq"]
+        if not sub.active or LEVELS.get(line["level"], 0) < sub.min_level:
+            return 0
+        await self._emit(sub.sid, line)
+        return 1

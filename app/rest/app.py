@@ -1,0 +1,30 @@
+"""Factory for the REST aiohttp app."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from app.keys import config_key, runs_key, services_key, started_key
+from app.rest.health import Probe, probe_ctx, probe_key
+from app.rest.middlewares import errors, security_headers
+from app.rest.openapi import openapi
+from app.rest.routes import setup_routes
+from app.services import Services
+
+
+def create_rest_app(services: Services) -> web.Application:
+    if services.runs is None:
+        raise ValueError("the REST app needs the run manager (open_services(with_runs=True))")
+    app = web.Application(middlewares=[errors], client_max_size=services.config.rest.max_body_bytes)
+    app[config_key] = services.config
+    app[services_key] = services
+    app[runs_key] = services.runs
+    app[probe_key] = Probe(services)
+    app[started_key] = time.monotonic()
+    setup_routes(app)
+    app.router.add_get("/openapi.json", openapi)
+    app.on_response_prepare.append(security_headers)
+    app.cleanup_ctx.append(probe_ctx)
+    return app

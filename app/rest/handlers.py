@@ -1,0 +1,125 @@
+"""Thin handlers: parse the request, call the run manager or store, serialize."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import asdict
+
+from aiohttp import web
+
+from app.keys import runs_key, services_key, started_key
+from app.rest import schemas
+from app.rest.health import probe_key
+from app.rest.middlewares import InvalidQuery
+from app.rest.openapi import input_json_schema
+from app.rest.parsing import json_body, query, thread_id
+
+# Schema instances are reused: they hold no per-request state.
+START = schemas.StartRequest()
+APPROVE = schemas.ApproveRequest()
+RUNS_QUERY = schemas.RunsQuery()
+LOGS_QUERY = schemas.LogsQuery()
+HISTORY_QUERY = schemas.HistoryQuery()
+RUN_OUT = schemas.RunOut()
+
+
+async def start(request: web.Request) -> web.Response:
+    body = await json_body(request, START)
+    run = await request.app[runs_key].start(body["workflow"], body["input"], body["thread_id"])
+    return web.json_response(
+        {"thread_id": run.thread_id, "workflow": run.workflow, "status": run.status, "created_at": run.created_at},
+        status=202,
+    )
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[runs_key].status(thread_id(request)))
+
+
+async def approve(request: web.Request) -> web.Response:
+    tid = thread_id(request)
+    body = await json_body(request, APPROVE)
+    decision = await request.app[runs_key].decide(
+        tid, body["decision"], comment=body["comment"], interrupt_id=body["interrupt_id"], data=body["data"]
+    )
+    return web.json_response(
+        {
+            "thread_id": tid,
+            "status": "running",
+            "decision": {k: v for k, v in asdict(decision).items() if k != "thread_id"},
+        }
+    )
+
+
+async def cancel(request: web.Request) -> web.Response:
+    run = await request.app[runs_key].cancel(thread_id(request))
+    return web.json_response(RUN_OUT.dump(run))
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    q = query(request, RUNS_QUERY)
+    store = request.app[services_key].store
+    try:
+        page = await store.list_runs(**q)
+    except ValueError as exc:  # a cursor this store did not produce
+        raise InvalidQuery("invalid query parameters", {"cursor": [str(exc)]}) from None
+    return web.json_response(
+        {
+            "runs": RUN_OUT.dump(page.runs, many=True),
+            "total": page.total,
+            "next_cursor": page.next_cursor,
+            "counts": await store.count_by_status(),
+        }
+    )
+
+
+async def get_run(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[runs_key].status(thread_id(request)))
+
+
+async def history(request: web.Request) -> web.Response:
+    tid = thread_id(request)
+    checkpoints = await request.app[runs_key].history(tid, query(request, HISTORY_QUERY)["limit"])
+    return web.json_response({"thread_id": tid, "checkpoints": checkpoints})
+
+
+async def logs(request: web.Request) -> web.Response:
+    tid = thread_id(request)
+    q = query(request, LOGS_QUERY)
+    runs = request.app[runs_key]
+    await runs.status(tid)  # 404 for unknown threads
+    store = request.app[services_key].store
+    lines = await store.get_logs(tid, after=q["after"], limit=q["limit"])
+    last = await store.last_seq(tid)
+    next_after = lines[-1]["seq"] if lines and lines[-1]["seq"] < last else None
+    return web.json_response({"thread_id": tid, "lines": lines, "last_seq": last, "next_after": next_after})
+
+
+async def workflows(request: web.Request) -> web.Response:
+    items = [
+        {"name": name, "description": wf.description, "input_schema": input_json_schema(wf.input_schema)}
+        for name, wf in sorted(request.app[runs_key].workflows.items())
+    ]
+    return web.json_response({"workflows": items})
+
+
+async def stats(request: web.Request) -> web.Response:
+    services = request.app[services_key]
+    runs = request.app[runs_key]
+    return web.json_response(
+        {
+            "node": f"{socket.gethostname()}:{os.getpid()}",
+            "uptime_seconds": round(time.monotonic() - request.app[started_key], 3),
+            "runs": await services.store.count_by_status(),
+            "active_tasks": runs.active,
+            "log_lines_written": runs.sink.written,
+            "bus": services.bus.status(),
+        }
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    report = request.app[probe_key].report(request)
+    return web.json_response(report, status=200 if report["status"] == "healthy" else 503)

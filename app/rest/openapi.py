@@ -1,0 +1,93 @@
+"""The OpenAPI document, generated from the route table and its marshmallow schemas."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema
+
+if TYPE_CHECKING:
+    from app.rest.routes import Route
+
+ERROR_TEXT = {
+    400: "Malformed request",
+    404: "Not found",
+    409: "Wrong state",
+    413: "Body too large",
+    415: "Not JSON",
+    422: "Validation failed",
+    503: "A dependency is down",
+}
+
+
+def _spec() -> APISpec:
+    from app.rest.schemas import Error
+
+    spec = APISpec(
+        "Beacon",
+        "1.0.0",
+        "3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Human-in-the-loop LangGraph workflows: runs, approvals, administration."},
+    )
+    spec.components.schema("Error", schema=Error)
+    return spec
+
+
+def build_openapi(routes: tuple[Route, ...]) -> dict[str, Any]:
+    spec = _spec()
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        op: dict[str, Any] = {
+            "summary": route.summary,
+            "tags": [route.tag],
+            "operationId": route.handler.__name__,
+            "responses": {
+                str(route.status): {"description": "OK", "content": {"application/json": {"schema": route.response}}}
+            },
+        }
+        params = []
+        for name in re.findall(r"{(\w+)}", route.path):
+            params.append(
+                {
+                    "in": "path",
+                    "name": name,
+                    "required": True,
+                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"},
+                }
+            )
+        if route.query is not None:
+            params.append({"in": "query", "schema": route.query})
+        if params:
+            op["parameters"] = params
+        if route.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.body}}}
+        for code in sorted({*route.errors, 500}):
+            op["responses"][str(code)] = {
+                "description": ERROR_TEXT.get(code, "Internal error"),
+                "content": {"application/json": {"schema": "Error"}},
+            }
+        paths.setdefault(route.path, {})[route.method.lower()] = op
+    for path, operations in paths.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def input_json_schema(schema: Schema | None) -> dict[str, Any]:
+    """A workflow's input schema as JSON Schema, for forms and for clients."""
+    if schema is None:
+        return {"type": "object"}
+    converter = MarshmallowPlugin()
+    converter.init_spec(APISpec("x", "1", "3.0.3", plugins=[converter]))
+    assert converter.converter is not None
+    return converter.converter.schema2jsonschema(schema)  # type: ignore[no-any-return]
+
+
+async def openapi(request: web.Request) -> web.Response:
+    from app.rest.routes import ROUTES
+
+    return web.json_response(build_openapi(ROUTES))

@@ -1,0 +1,117 @@
+"""The route table: every endpoint, its schemas and its summary, on one screen."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from marshmallow import Schema
+
+from app.rest import handlers as h
+from app.rest import schemas as s
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    summary: str
+    response: type[Schema]
+    status: int = 200
+    body: type[Schema] | None = None
+    query: type[Schema] | None = None
+    errors: tuple[int, ...] = ()
+    tag: str = "runs"
+
+
+ROUTES = (
+    Route(
+        "POST",
+        "/start",
+        h.start,
+        "Start a workflow run",
+        s.StartResponse,
+        202,
+        body=s.StartRequest,
+        errors=(400, 404, 409, 413, 415, 422, 503),
+    ),
+    Route(
+        "GET",
+        "/status/{thread_id}",
+        h.status,
+        "A run's status, pending approval and state",
+        s.Status,
+        errors=(404, 422, 503),
+    ),
+    Route(
+        "POST",
+        "/approve/{thread_id}",
+        h.approve,
+        "Approve or reject the pending approval",
+        s.ApproveResponse,
+        body=s.ApproveRequest,
+        errors=(400, 404, 409, 413, 415, 422, 503),
+    ),
+    Route(
+        "GET",
+        "/admin/runs",
+        h.list_runs,
+        "List runs, newest first",
+        s.RunsPage,
+        query=s.RunsQuery,
+        errors=(400, 503),
+        tag="admin",
+    ),
+    Route(
+        "GET", "/admin/runs/{thread_id}", h.get_run, "One run in detail", s.Status, errors=(404, 422, 503), tag="admin"
+    ),
+    Route(
+        "GET",
+        "/admin/runs/{thread_id}/history",
+        h.history,
+        "The run's checkpoints, newest first",
+        s.History,
+        query=s.HistoryQuery,
+        errors=(400, 404, 422, 503),
+        tag="admin",
+    ),
+    Route(
+        "GET",
+        "/admin/runs/{thread_id}/logs",
+        h.logs,
+        "The run's stored log lines after a seq",
+        s.LogsPage,
+        query=s.LogsQuery,
+        errors=(400, 404, 422, 503),
+        tag="admin",
+    ),
+    Route(
+        "POST",
+        "/admin/runs/{thread_id}/cancel",
+        h.cancel,
+        "Cancel a running or waiting run",
+        s.RunOut,
+        errors=(404, 409, 422, 503),
+        tag="admin",
+    ),
+    Route(
+        "GET", "/admin/workflows", h.workflows, "Registered workflows and their input schemas", s.Workflows, tag="admin"
+    ),
+    Route("GET", "/admin/stats", h.stats, "Run counts and server statistics", s.Stats, tag="admin"),
+    Route(
+        "GET",
+        "/health",
+        h.health,
+        "Liveness and the state of the store and the bus",
+        s.Health,
+        errors=(503,),
+        tag="health",
+    ),
+)
+
+
+def setup_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)

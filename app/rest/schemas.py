@@ -1,0 +1,173 @@
+"""Marshmallow schemas: they validate requests and describe responses in /openapi.json."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from app.realtime.namespaces import THREAD_ID
+from app.store import STATUSES
+
+thread_id_field = fields.String(
+    validate=validate.Regexp(
+        THREAD_ID, error="must be 1-64 letters, digits or . _ : - (starting with a letter or digit)"
+    )
+)
+
+
+class Error(Schema):
+    error = fields.String(required=True, metadata={"description": "machine-readable code"})
+    message = fields.String(required=True)
+    details = fields.Dict()
+    request_id = fields.String()
+
+
+class StartRequest(Schema):
+    workflow = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    input = fields.Dict(load_default=dict)
+    thread_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(
+            THREAD_ID, error="must be 1-64 letters, digits or . _ : - (starting with a letter or digit)"
+        ),
+    )
+
+
+class StartResponse(Schema):
+    thread_id = fields.String(required=True)
+    workflow = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    created_at = fields.String(required=True)
+
+
+class ThreadPath(Schema):
+    thread_id = thread_id_field
+
+
+class Pending(Schema):
+    interrupt_id = fields.String(required=True)
+    value = fields.Raw(allow_none=True)
+
+
+class DecisionOut(Schema):
+    interrupt_id = fields.String(required=True)
+    decision = fields.String(required=True)
+    comment = fields.String(allow_none=True)
+    decided_at = fields.String(required=True)
+    decided_by = fields.String(allow_none=True)
+
+
+class Status(Schema):
+    thread_id = fields.String(required=True)
+    workflow = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    next = fields.List(fields.String())
+    pending = fields.List(fields.Nested(Pending))
+    values = fields.Dict()
+    checkpoint_id = fields.String(allow_none=True)
+    created_at = fields.String()
+    updated_at = fields.String()
+    error = fields.String(allow_none=True)
+    decisions = fields.List(fields.Nested(DecisionOut))
+
+
+class ApproveRequest(Schema):
+    decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+    interrupt_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
+    data = fields.Raw(load_default=None, allow_none=True)
+
+
+class ApproveResponse(Schema):
+    thread_id = fields.String(required=True)
+    status = fields.String(required=True)
+    decision = fields.Nested(DecisionOut, required=True)
+
+
+class RunOut(Schema):
+    thread_id = fields.String(required=True)
+    workflow = fields.String(required=True)
+    status = fields.String(required=True)
+    input = fields.Dict()
+    created_at = fields.String()
+    updated_at = fields.String()
+    error = fields.String(allow_none=True)
+
+
+class RunsQuery(Schema):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    workflow = fields.String(validate=validate.Length(min=1, max=64))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(validate=validate.Length(min=1, max=512))
+
+
+class RunsPage(Schema):
+    runs = fields.List(fields.Nested(RunOut), required=True)
+    total = fields.Integer(required=True)
+    next_cursor = fields.String(allow_none=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class LogsQuery(Schema):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
+
+
+class LogLineOut(Schema):
+    text = fields.String(required=True)
+    thread_id = fields.String(required=True)
+    level = fields.String(required=True)
+    timestamp = fields.String(required=True)
+    seq = fields.Integer(required=True)
+
+
+class LogsPage(Schema):
+    thread_id = fields.String(required=True)
+    lines = fields.List(fields.Nested(LogLineOut), required=True)
+    last_seq = fields.Integer(required=True, metadata={"description": "highest seq stored for the thread"})
+    next_after = fields.Integer(allow_none=True, metadata={"description": "pass as `after` for the next page"})
+
+
+class HistoryQuery(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+
+
+class Checkpoint(Schema):
+    checkpoint_id = fields.String(required=True)
+    parent_checkpoint_id = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    metadata = fields.Dict()
+    next = fields.List(fields.String())
+    values = fields.Dict()
+
+
+class History(Schema):
+    thread_id = fields.String(required=True)
+    checkpoints = fields.List(fields.Nested(Checkpoint), required=True)
+
+
+class WorkflowOut(Schema):
+    name = fields.String(required=True)
+    description = fields.String()
+    input_schema = fields.Dict(metadata={"description": "JSON Schema of the input"})
+
+
+class Workflows(Schema):
+    workflows = fields.List(fields.Nested(WorkflowOut), required=True)
+
+
+class Health(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["healthy", "degraded"]))
+    service = fields.String(required=True)
+    port = fields.Integer(required=True)
+    store = fields.Dict()
+    pubsub = fields.Dict()
+
+
+class Stats(Schema):
+    node = fields.String()
+    uptime_seconds = fields.Float()
+    runs = fields.Dict(keys=fields.String(), values=fields.Integer())
+    active_tasks = fields.Integer()
+    log_lines_written = fields.Integer()
+    bus = fields.Dict()

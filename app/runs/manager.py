@@ -1,0 +1,301 @@
+"""The run manager: start, approve or reject, cancel and resume LangGraph runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command
+from marshmallow import ValidationError
+
+from app.errors import Conflict, Invalid, NotFound, NotWaiting, StaleInterrupt, StoreUnavailable
+from app.pubsub import Bus
+from app.runs.context import current_thread
+from app.runs.logsink import LogSink
+from app.store import ACTIVE, Decision, Run, Store
+from app.workflows import Workflow
+
+logger = logging.getLogger(__name__)
+# Lines a run's own log shows about the run itself (captured by the sink, unlike app.*).
+run_log = logging.getLogger("beacon.run")
+
+ADMIN_CHANNEL = "admin"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _json(value: Any) -> Any:
+    """State values may hold anything; what JSON cannot carry becomes its str()."""
+    return orjson.loads(orjson.dumps(value, default=str))
+
+
+class RunManager:
+    def __init__(
+        self,
+        store: Store,
+        bus: Bus,
+        checkpointer: BaseCheckpointSaver[Any],
+        workflows: dict[str, Workflow],
+        sink: LogSink,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.sink = sink
+        self.workflows = workflows
+        self._graphs = {name: wf.graph.compile(checkpointer=checkpointer) for name, wf in workflows.items()}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._cancelling: set[str] = set()
+        self._draining = False
+
+    # -- public API -------------------------------------------------------------------
+
+    async def start(self, workflow: str, input: dict[str, Any], thread_id: str | None = None) -> Run:
+        if self._draining:
+            raise StoreUnavailable("Beacon is shutting down; start the run again shortly")
+        wf = self.workflows.get(workflow)
+        if wf is None:
+            raise NotFound(f"unknown workflow {workflow!r}", {"workflows": sorted(self.workflows)})
+        if wf.input_schema is not None:
+            try:
+                input = wf.input_schema.load(input)
+            except ValidationError as exc:
+                raise Invalid("invalid input", {"input": exc.messages}) from None
+        thread_id = thread_id or uuid.uuid4().hex
+        run = await self.store.create_run(thread_id, workflow, input)
+        await self._status_event(run.thread_id, workflow, "running", event="started")
+        self._spawn(run.thread_id, workflow, input)
+        return run
+
+    async def status(self, thread_id: str) -> dict[str, Any]:
+        run = await self._get(thread_id)
+        graph = self._graphs.get(run.workflow)
+        state = await graph.aget_state(self._config(thread_id)) if graph else None
+        pending = []
+        if state is not None and run.status == "waiting_approval":
+            pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
+        return {
+            "thread_id": run.thread_id,
+            "workflow": run.workflow,
+            "status": run.status,
+            "next": list(state.next) if state else [],
+            "pending": pending,
+            "values": _json(state.values) if state else {},
+            "checkpoint_id": (state.config["configurable"].get("checkpoint_id") if state else None),
+            "created_at": run.created_at,
+            "updated_at": run.updated_at,
+            "error": run.error,
+            "decisions": [_decision(d) for d in await self.store.decisions(thread_id)],
+        }
+
+    async def history(self, thread_id: str, limit: int) -> list[dict[str, Any]]:
+        run = await self._get(thread_id)
+        graph = self._graphs.get(run.workflow)
+        if graph is None:
+            return []
+        return [
+            {
+                "checkpoint_id": snap.config["configurable"]["checkpoint_id"],
+                "parent_checkpoint_id": (snap.parent_config or {}).get("configurable", {}).get("checkpoint_id"),
+                "created_at": snap.created_at,
+                "metadata": _json(snap.metadata),
+                "next": list(snap.next),
+                "values": _json(snap.values),
+            }
+            async for snap in graph.aget_state_history(self._config(thread_id), limit=limit)
+        ]
+
+    async def decide(
+        self,
+        thread_id: str,
+        decision: str,
+        *,
+        comment: str | None = None,
+        interrupt_id: str | None = None,
+        data: Any = None,
+        decided_by: str | None = None,
+    ) -> Decision:
+        async with self._lock(thread_id):
+            run = await self._get(thread_id)
+            if run.status != "waiting_approval":
+                raise NotWaiting(f"run is {run.status}, not waiting for approval", {"status": run.status})
+            state = await self._graphs[run.workflow].aget_state(self._config(thread_id))
+            pending = {i.id: i for i in state.interrupts}
+            if interrupt_id is not None:
+                if interrupt_id not in pending:
+                    raise StaleInterrupt(
+                        "that approval is no longer pending", {"pending": sorted(pending), "interrupt_id": interrupt_id}
+                    )
+            elif len(pending) > 1:
+                raise Invalid(
+                    "several approvals are pending: name one with interrupt_id",
+                    {"interrupt_id": ["required when several approvals are pending"], "pending": sorted(pending)},
+                )
+            elif pending:
+                interrupt_id = next(iter(pending))
+            else:
+                raise NotWaiting("run has no pending approval", {"status": run.status})
+            # The compare-and-set makes exactly one decision win, across processes too.
+            if not await self.store.set_status(thread_id, "running", expect=["waiting_approval"]):
+                raise NotWaiting("someone else already decided", {"interrupt_id": interrupt_id})
+            record = Decision(thread_id, interrupt_id, decision, comment, _now(), decided_by)
+            await self.store.record_decision(record)
+        await self._publish({"type": "approval", "data": _decision(record)})
+        await self._status_event(thread_id, run.workflow, "running", event="resumed")
+        resume = {"decision": decision, "comment": comment, "data": data}
+        self._spawn(thread_id, run.workflow, Command(resume={interrupt_id: resume}))
+        return record
+
+    async def cancel(self, thread_id: str) -> Run:
+        async with self._lock(thread_id):
+            run = await self._get(thread_id)
+            if not await self.store.set_status(thread_id, "cancelled", expect=ACTIVE):
+                raise Conflict(f"run is {run.status}; only running or waiting runs can be cancelled")
+            task = self._tasks.get(thread_id)
+            if task is not None:
+                self._cancelling.add(thread_id)
+                task.cancel()
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        await self._status_event(thread_id, run.workflow, "cancelled")
+        return await self._get(thread_id)
+
+    async def resume_interrupted(self) -> int:
+        """Continue runs that were `running` when the last process stopped."""
+        resumed, cursor = 0, None
+        while True:
+            page = await self.store.list_runs(status="running", limit=200, cursor=cursor)
+            for run in page.runs:
+                if run.thread_id in self._tasks:
+                    continue
+                if run.workflow not in self._graphs:
+                    await self.store.set_status(
+                        run.thread_id,
+                        "failed",
+                        expect=["running"],
+                        error=f"workflow {run.workflow!r} is not registered",
+                    )
+                    continue
+                logger.info("resuming run %s (%s) from its last checkpoint", run.thread_id, run.workflow)
+                self._spawn(run.thread_id, run.workflow, None)
+                resumed += 1
+            if not page.next_cursor:
+                return resumed
+            cursor = page.next_cursor
+
+    async def drain(self, grace: float) -> None:
+        """Let each running step reach its next checkpoint, then stop; cancel after `grace`."""
+        self._draining = True
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        logger.info("waiting up to %.1fs for %d run(s) to reach a checkpoint", grace, len(tasks))
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    @property
+    def active(self) -> int:
+        return len(self._tasks)
+
+    # -- internals --------------------------------------------------------------------
+
+    def _config(self, thread_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": thread_id}}
+
+    def _lock(self, thread_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(thread_id, asyncio.Lock())
+
+    async def _get(self, thread_id: str) -> Run:
+        run = await self.store.get_run(thread_id)
+        if run is None:
+            raise NotFound(f"no run with thread_id {thread_id!r}")
+        return run
+
+    def _spawn(self, thread_id: str, workflow: str, payload: Any) -> None:
+        task = asyncio.create_task(self._drive(thread_id, workflow, payload), name=f"run:{thread_id}")
+        self._tasks[thread_id] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._tasks.get(thread_id) is t:
+                del self._tasks[thread_id]
+                self._locks.pop(thread_id, None)
+            self._cancelling.discard(thread_id)
+
+        task.add_done_callback(done)
+
+    async def _drive(self, thread_id: str, workflow: str, payload: Any) -> None:
+        current_thread.set(thread_id)  # this task's own context: every log line here is the run's
+        graph = self._graphs[workflow]
+        try:
+            await self.sink.prime(thread_id)
+            async for chunk in graph.astream(
+                payload, self._config(thread_id), stream_mode="checkpoints", durability="sync"
+            ):
+                event = {
+                    "thread_id": thread_id,
+                    "checkpoint_id": chunk["config"]["configurable"]["checkpoint_id"],
+                    "metadata": _json(chunk["metadata"]),
+                }
+                await self._publish({"type": "run_event", "data": event})
+                if self._draining:
+                    return  # stopped at a saved checkpoint; resumed on the next start-up
+            state = await graph.aget_state(self._config(thread_id))
+            if state.interrupts:
+                if await self.store.set_status(thread_id, "waiting_approval", expect=["running"]):
+                    run_log.info("waiting for approval")
+                    pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
+                    await self._status_event(thread_id, workflow, "waiting_approval", pending=pending)
+            elif await self.store.set_status(thread_id, "completed", expect=["running"]):
+                run_log.info("run completed")
+                await self._status_event(thread_id, workflow, "completed")
+        except asyncio.CancelledError:
+            if thread_id not in self._cancelling:
+                raise  # shutdown: the run stays `running` and resumes from its checkpoint
+            run_log.warning("run cancelled")
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            run_log.error("run failed: %s", error, exc_info=True)
+            try:
+                if await self.store.set_status(thread_id, "failed", expect=["running"], error=error):
+                    await self._status_event(thread_id, workflow, "failed", error=error)
+            except Exception:
+                logger.exception("could not record the failure of run %s", thread_id)
+
+    async def _status_event(self, thread_id: str, workflow: str, status: str, **extra: Any) -> None:
+        data = {"thread_id": thread_id, "workflow": workflow, "status": status, "at": _now(), **extra}
+        await self._publish({"type": "run_status", "data": data})
+
+    async def _publish(self, event: dict[str, Any]) -> None:
+        # The bus is only the live path: a failed publish must never fail a run or a request.
+        try:
+            await self.bus.publish(ADMIN_CHANNEL, _dumps(event))
+        except Exception:
+            logger.warning("could not publish %s event", event["type"], exc_info=True)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _decision(d: Decision) -> dict[str, Any]:
+    return {
+        "interrupt_id": d.interrupt_id,
+        "decision": d.decision,
+        "comment": d.comment,
+        "decided_at": d.decided_at,
+        "decided_by": d.decided_by,
+    }
+
+
+__all__: Sequence[str] = ["ADMIN_CHANNEL", "RunManager"]

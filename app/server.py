@@ -1,0 +1,79 @@
+"""serve(config): both listeners (or one) on one event loop, with shared services."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from app.config import Config, ConfigError
+from app.realtime.app import create_realtime_app
+from app.rest.app import create_rest_app
+from app.services import Services, open_services
+
+logger = logging.getLogger(__name__)
+
+MODES = ("all", "rest", "realtime")
+
+
+@dataclass
+class Running:
+    """What serve() yields: the bound ports (0 means that listener is not in this process)."""
+
+    services: Services
+    rest_port: int = 0
+    realtime_port: int = 0
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for site in runner.sites:
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            return int(server.sockets[0].getsockname()[1])
+    raise RuntimeError("listener has no bound socket")
+
+
+async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return runner
+
+
+@contextlib.asynccontextmanager
+async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode != "all" and cfg.pubsub.url.startswith("memory:"):
+        raise ConfigError(
+            f"'{mode}' alone needs a shared bus: the memory bus only reaches listeners in the same process. "
+            "Set PUBSUB_URL=redis://host:6379/0 (and a shared STORE_URL), or run both with 'python run.py'."
+        )
+    with_rest, with_realtime = mode in ("all", "rest"), mode in ("all", "realtime")
+    async with open_services(cfg, with_runs=with_rest) as services:
+        running = Running(services)
+        runners: list[web.AppRunner] = []
+        try:
+            if with_realtime:
+                runners.append(await _start(create_realtime_app(services), cfg.realtime.host, cfg.realtime.port))
+                running.realtime_port = _bound_port(runners[-1])
+            if with_rest:
+                runners.append(await _start(create_rest_app(services), cfg.rest.host, cfg.rest.port))
+                running.rest_port = _bound_port(runners[-1])
+                assert services.runs is not None
+                resumed = await services.runs.resume_interrupted()
+                if resumed:
+                    logger.info("resumed %d interrupted run(s)", resumed)
+            yield running
+        finally:
+            if services.runs is not None:
+                await services.runs.drain(cfg.runs.grace_period)
+            await asyncio.gather(*(r.cleanup() for r in runners), return_exceptions=True)

@@ -1,0 +1,60 @@
+"""Shared services, opened once per process in an AsyncExitStack and closed in reverse."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from app.config import Config
+from app.pubsub import Bus, create_backend
+from app.runs.logsink import LogSink
+from app.runs.manager import RunManager
+from app.store import Store, open_store
+from app.store.sqlite import sqlite_path
+from app.workflows import load_workflows
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    bus: Bus
+    runs: RunManager | None = None  # only where the REST listener runs
+
+
+@contextlib.asynccontextmanager
+async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """LangGraph's own saver for the store's engine; SQLite gets a file beside the store's."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "sqlite":
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        path = sqlite_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        async with AsyncSqliteSaver.from_conn_string(str(path.with_suffix(".checkpoints.sqlite"))) as saver:
+            await saver.setup()
+            yield saver
+    else:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # type: ignore[import-not-found,unused-ignore]
+
+        async with AsyncPostgresSaver.from_conn_string(url) as saver:
+            await saver.setup()
+            yield saver
+
+
+@contextlib.asynccontextmanager
+async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator[Services]:
+    workflows = load_workflows(cfg.workflows) if with_runs else {}
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(open_store(cfg.store.url))
+        bus = await stack.enter_async_context(Bus(create_backend(cfg.pubsub.url), cfg.pubsub.queue_size))
+        services = Services(cfg, store, bus)
+        if with_runs:
+            checkpointer = await stack.enter_async_context(open_checkpointer(cfg.store.url))
+            sink = await stack.enter_async_context(LogSink(store, bus, cfg.runs.max_line_bytes).installed())
+            services.runs = RunManager(store, bus, checkpointer, workflows, sink)
+        yield services

@@ -1,0 +1,28 @@
+"""Durable records: runs, approval decisions and log lines."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from app.store.base import ACTIVE, STATUSES, Decision, LogLine, Page, Run, Store
+
+__all__ = ["ACTIVE", "STATUSES", "Decision", "LogLine", "Page", "Run", "Store", "open_store"]
+
+
+@contextlib.asynccontextmanager
+async def open_store(url: str) -> AsyncIterator[Store]:
+    """Open the store named by `url` (scheme picks the backend) for the block's lifetime."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "sqlite":
+        from app.store.sqlite import SqliteStore
+
+        async with SqliteStore.open(url) as store:
+            yield store
+    elif scheme in ("postgresql", "postgres"):
+        from app.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+
+        async with PostgresStore.open(url) as store:
+            yield store
+    else:
+        raise ValueError(f"unknown store backend: {scheme!r}")

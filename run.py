@@ -1,0 +1,120 @@
+"""Start Beacon: `python run.py [all|rest|realtime] [--config PATH] [flags]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.config
+import os
+import signal
+import sys
+
+from app.config import ConfigError, load_config, log_level
+from app.server import MODES, serve
+
+logger = logging.getLogger("beacon")
+
+FLAGS = {
+    "rest_host": ("rest.host", "REST API bind address"),
+    "rest_port": ("rest.port", "REST API port (0 picks a free one)"),
+    "socketio_host": ("realtime.host", "Socket.IO bind address"),
+    "socketio_port": ("realtime.port", "Socket.IO port (0 picks a free one)"),
+    "cors_origins": ("realtime.cors_origins", "comma-separated origins allowed to connect, or *"),
+    "pubsub_url": ("pubsub.url", "memory:// or redis://host:port/db"),
+    "store_url": ("store.url", "sqlite:///path or postgresql://…"),
+    "log_level": ("logging.level", "DEBUG, INFO, WARNING, ERROR"),
+    "grace_period": ("runs.grace_period", "seconds running steps get to reach a checkpoint on shutdown"),
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python run.py",
+        description="Beacon: human-in-the-loop LangGraph workflows with a live Socket.IO console.",
+        epilog="Precedence: flags > environment (REST_API_PORT, SOCKETIO_PORT, PUBSUB_URL, STORE_URL, "
+        "BEACON_<SECTION>_<KEY>, …) > config.toml > built-in defaults.",
+    )
+    parser.add_argument(
+        "mode",
+        nargs="?",
+        default="all",
+        choices=MODES,
+        help="all: REST (8000) and Socket.IO (7000) in one process; rest or realtime: one listener "
+        "(needs PUBSUB_URL=redis://…)",
+    )
+    parser.add_argument("--config", metavar="PATH", help="TOML config file (default: ./config.toml if present)")
+    for dest, (_, help_text) in FLAGS.items():
+        parser.add_argument(f"--{dest.replace('_', '-')}", dest=dest, metavar="VALUE", help=help_text)
+    return parser.parse_args(argv)
+
+
+def configure_logging(level: int) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "level": level}},
+            "root": {"handlers": ["console"], "level": level},
+            "loggers": {
+                "app.realtime.socketio": {"level": "WARNING"},
+                "app.realtime.engineio": {"level": "WARNING"},
+                "aiohttp.access": {"level": "WARNING"},
+            },
+        }
+    )
+
+
+async def main(args: argparse.Namespace) -> int:
+    path = args.config or ("config.toml" if os.path.exists("config.toml") else None)
+    overrides = {key: getattr(args, dest) for dest, (key, _) in FLAGS.items() if getattr(args, dest) is not None}
+    cfg, warnings = load_config(path, os.environ, overrides)
+    configure_logging(log_level(cfg))
+    for warning in warnings:
+        logger.warning(warning)
+
+    stop = asyncio.Event()
+
+    def force_exit() -> None:
+        logger.error("shutdown timeout reached")
+        os._exit(1)
+
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signame: str) -> None:
+        if stop.is_set():
+            logger.warning("second %s: exiting now", signame)
+            os._exit(1)
+        logger.info("%s received: shutting down (press Ctrl+C again to force)", signame)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+
+    async with serve(cfg, args.mode) as running:
+        if running.rest_port:
+            print(
+                f"Beacon REST API   http://{cfg.rest.host}:{running.rest_port}  (OpenAPI at /openapi.json)", flush=True
+            )
+        if running.realtime_port:
+            print(
+                f"Beacon Socket.IO  http://{cfg.realtime.host}:{running.realtime_port}  "
+                "(namespaces /logs and /admin; /health, /stats)",
+                flush=True,
+            )
+        print(f"Store {cfg.store.url} · bus {cfg.pubsub.url} · press Ctrl+C to stop", flush=True)
+        await stop.wait()
+        deadline = cfg.runs.grace_period + 15
+        loop.call_later(deadline, force_exit)
+    logger.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    arguments = parse_args(sys.argv[1:])
+    try:
+        sys.exit(asyncio.run(main(arguments)))
+    except ConfigError as exc:
+        print(f"beacon: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
