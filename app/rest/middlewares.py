@@ -15,7 +15,7 @@ from app.errors import BeaconError
 
 logger = logging.getLogger(__name__)
 
-request_id_key = "request_id"
+request_id_key = web.RequestKey("request_id", str)
 
 
 class BadRequest(BeaconError):
