@@ -78,6 +78,7 @@ class LoggingConfig:
 DEFAULT_WORKFLOWS = {
     "review": "app.workflows.review:build",
     "deploy": "app.workflows.deploy:build",
+    "bench": "app.workflows.bench:build",
 }
 
 
@@ -128,7 +129,8 @@ def _cast(value: Any, kind: Any, where: str) -> Any:
                 raise ValueError("expected a list of strings")
             return tuple(i.strip() for i in items if i.strip())
     except ValueError as exc:
-        msg = str(exc) if "expected" in str(exc) else f"expected {getattr(kind, '__name__', kind)}"
+        nouns = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+        msg = str(exc) if "expected" in str(exc) else f"expected {nouns.get(kind, kind)}"
         raise ConfigError(f"{where}={value!r}: {msg}") from None
     raise ConfigError(f"{where}: unsupported type {kind}")
 

@@ -27,9 +27,7 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 def need_binary(name: str) -> str:
     """Path of a server binary; a missing one skips locally and fails in CI (CI=true)."""
-    path = shutil.which(name) or next(
-        (str(p) for p in Path("/usr/lib/postgresql").glob(f"*/bin/{name}")), None
-    )
+    path = shutil.which(name) or next((str(p) for p in Path("/usr/lib/postgresql").glob(f"*/bin/{name}")), None)
     if path:
         return path
     if IN_CI:

@@ -29,7 +29,9 @@ async def test_start_wait_approve_complete(beacon: Beacon, connect: ClientFactor
     assert lines[0]["level"] == "INFO" and lines[0]["timestamp"].startswith("20")
 
     status, body = await beacon.call(
-        "POST", f"/approve/{thread_id}", {"decision": "approve", "comment": "ship it", "interrupt_id": pending["interrupt_id"]}
+        "POST",
+        f"/approve/{thread_id}",
+        {"decision": "approve", "comment": "ship it", "interrupt_id": pending["interrupt_id"]},
     )
     assert status == 200, body
     assert body["decision"]["decision"] == "approve" and body["decision"]["comment"] == "ship it"
@@ -60,7 +62,11 @@ async def test_reject_revises_and_asks_again(beacon: Beacon) -> None:
     async def asks_again() -> dict | None:
         body = await beacon.status(thread_id)
         pending = body["pending"]
-        return body if body["status"] == "waiting_approval" and pending[0]["interrupt_id"] != first["interrupt_id"] else None
+        return (
+            body
+            if body["status"] == "waiting_approval" and pending[0]["interrupt_id"] != first["interrupt_id"]
+            else None
+        )
 
     again = await eventually(asks_again, 10)
     assert again["values"]["revision"] == 2

@@ -49,6 +49,7 @@ async def disconnect_clients(app: web.Application) -> None:
         for sid in list(ns.clients):
             with contextlib.suppress(Exception):
                 await sio.disconnect(sid, namespace=ns.namespace)
+    await sio.eio.disconnect()  # close the Engine.IO transports too, so no websocket handler lingers
     await sio.shutdown()
 
 

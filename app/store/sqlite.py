@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import sqlite3
@@ -14,6 +13,7 @@ from typing import Any
 import aiosqlite
 
 from app.errors import StoreUnavailable, ThreadExists
+from app.store.cursor import decode_cursor, encode_cursor
 from app.store.base import Decision, LogLine, Page, Run
 
 SCHEMA = """
@@ -53,21 +53,6 @@ def now() -> str:
 def sqlite_path(url: str) -> Path:
     """`sqlite:///rel/path` is relative to the working directory, `sqlite:////abs` absolute."""
     return Path(url.split("://", 1)[1][1:] or "beacon.sqlite")
-
-
-def encode_cursor(run: Run) -> str:
-    return base64.urlsafe_b64encode(json.dumps([run.created_at, run.thread_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """Raise ValueError for anything that is not a cursor this store produced."""
-    try:
-        created_at, thread_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except Exception:
-        raise ValueError("invalid cursor") from None
-    if not isinstance(created_at, str) or not isinstance(thread_id, str):
-        raise ValueError("invalid cursor")
-    return created_at, thread_id
 
 
 def _run(row: sqlite3.Row) -> Run:
@@ -161,12 +146,13 @@ class SqliteStore:
         if workflow:
             where.append("workflow = ?")
             args.append(workflow)
+        after = decode_cursor(cursor) if cursor else None  # ValueError for a foreign cursor
         with _guard():
             async with self._db.execute(f"SELECT count(*) FROM runs WHERE {' AND '.join(where)}", args) as cur:
                 total = (await cur.fetchone())[0]  # type: ignore[index]
-            if cursor:
+            if after:
                 where.append("(created_at, thread_id) < (?, ?)")
-                args += list(decode_cursor(cursor))
+                args += list(after)
             sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, thread_id DESC LIMIT ?"
             async with self._db.execute(sql, [*args, limit + 1]) as cur:
                 rows = [_run(r) for r in await cur.fetchall()]
