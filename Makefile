@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-long lint venv node clean
+.PHONY: run test test-long lint venv node packages clean
 
 venv: $(STAMP)
 
@@ -26,10 +26,13 @@ lint: venv
 	$(BIN)/ruff check app run.py tests
 	$(BIN)/mypy
 
-test: venv node lint
+packages:
+	@scripts/ensure-packages.sh
+
+test: packages venv node lint
 	$(BIN)/python -m pytest -m "not long"
 
-test-long: venv node
+test-long: packages venv node
 	$(BIN)/python -m pytest -m long
 
 clean:

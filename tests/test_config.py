@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from app.config import DEFAULT_WORKFLOWS, Config, ConfigError, load_config
-from conftest import ROOT
 
 
 def write(tmp_path: Path, text: str) -> Path:

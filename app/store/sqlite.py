@@ -13,8 +13,8 @@ from typing import Any
 import aiosqlite
 
 from app.errors import StoreUnavailable, ThreadExists
-from app.store.cursor import decode_cursor, encode_cursor
 from app.store.base import Decision, LogLine, Page, Run
+from app.store.cursor import decode_cursor, encode_cursor
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
