@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
-from app.keys import config_key, services_key, sio_key, started_key
+from app.keys import admin_ns_key, bridge_key, config_key, logs_ns_key, services_key, sio_key, started_key
 from app.realtime.bridge import Bridge
-from app.realtime.health import admin_ns_key, bridge_key, health, logs_ns_key, stats
+from app.realtime.health import health, stats
 from app.realtime.namespaces import AdminNamespace, LogsNamespace
 from app.realtime.subscriptions import Subscriptions
 from app.services import Services

@@ -8,13 +8,7 @@ import time
 
 from aiohttp import web
 
-from app.keys import services_key, started_key
-from app.realtime.bridge import Bridge
-from app.realtime.namespaces import AdminNamespace, LogsNamespace
-
-logs_ns_key = web.AppKey("logs_ns", LogsNamespace)
-admin_ns_key = web.AppKey("admin_ns", AdminNamespace)
-bridge_key = web.AppKey("bridge", Bridge)
+from app.keys import admin_ns_key, bridge_key, logs_ns_key, services_key, started_key
 
 
 def _port(request: web.Request) -> int:

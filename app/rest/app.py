@@ -6,10 +6,11 @@ import time
 
 from aiohttp import web
 
-from app.keys import config_key, runs_key, services_key, started_key
-from app.rest.health import Probe, probe_ctx, probe_key
+from app.keys import config_key, probe_key, runs_key, services_key, started_key
+from app.rest.health import probe_ctx
 from app.rest.middlewares import errors, security_headers
 from app.rest.openapi import openapi
+from app.rest.probe import Probe
 from app.rest.routes import setup_routes
 from app.services import Services
 

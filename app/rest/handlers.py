@@ -9,9 +9,9 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from app.keys import runs_key, services_key, started_key
+from app.errors import NotFound
+from app.keys import probe_key, runs_key, services_key, started_key
 from app.rest import schemas
-from app.rest.health import probe_key
 from app.rest.middlewares import InvalidQuery
 from app.rest.openapi import input_json_schema
 from app.rest.parsing import json_body, query, thread_id
@@ -88,9 +88,9 @@ async def history(request: web.Request) -> web.Response:
 async def logs(request: web.Request) -> web.Response:
     tid = thread_id(request)
     q = query(request, LOGS_QUERY)
-    runs = request.app[runs_key]
-    await runs.status(tid)  # 404 for unknown threads
     store = request.app[services_key].store
+    if await store.get_run(tid) is None:
+        raise NotFound(f"no run with thread_id {tid!r}")
     lines = await store.get_logs(tid, after=q["after"], limit=q["limit"])
     last = await store.last_seq(tid)
     next_after = lines[-1]["seq"] if lines and lines[-1]["seq"] < last else None

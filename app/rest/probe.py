@@ -1,0 +1,43 @@
+"""Cached dependency probes, so `/health` answers at once even when a dependency hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from app.services import Services
+
+INTERVAL = 2.0
+TIMEOUT = 1.0
+
+
+class Probe:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self.store: dict[str, Any] = {"ok": None, "checked_at": None}
+
+    async def check(self) -> None:
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self._services.store.ping(), TIMEOUT)
+            self.store = {"ok": True}
+        except Exception as exc:  # TimeoutError included: a hung store is a down store
+            self.store = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
+        self.store["latency_ms"] = round((time.monotonic() - started) * 1000, 3)
+        self.store["checked_at"] = datetime.now(UTC).isoformat()
+
+    def report(self, request: web.Request) -> dict[str, Any]:
+        pubsub = self._services.bus.status()
+        healthy = self.store["ok"] is not False and pubsub.get("connected", False)
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        return {
+            "status": "healthy" if healthy else "degraded",
+            "service": "rest",
+            "port": int(sockname[1]) if sockname else 0,
+            "store": self.store,
+            "pubsub": pubsub,
+        }
