@@ -10,6 +10,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from app.config import Config
+from app.metrics import Metrics
 from app.pubsub import Bus, create_backend
 from app.runs.logsink import LogSink
 from app.runs.manager import RunManager
@@ -23,6 +24,7 @@ class Services:
     config: Config
     store: Store
     bus: Bus
+    metrics: Metrics
     runs: RunManager | None = None  # only where the REST listener runs
 
 
@@ -46,13 +48,31 @@ async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]
             yield saver
 
 
+def _bus_metrics(metrics: Metrics, bus: Bus) -> Metrics:
+    metrics.family(
+        "counter",
+        "beacon_bus_messages",
+        "Bus messages by direction",
+        "direction",
+        lambda: {"published": bus.published, "received": bus.received, "publish_failed": bus.publish_failures},
+    )
+    metrics.family(
+        "gauge",
+        "beacon_bus_connected",
+        "1 when the bus backend is connected",
+        "backend",
+        lambda: {str(bus.status().get("backend")): float(bool(bus.status().get("connected")))},
+    )
+    return metrics
+
+
 @contextlib.asynccontextmanager
 async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator[Services]:
     workflows = load_workflows(cfg.workflows) if with_runs else {}
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(cfg.store.url))
         bus = await stack.enter_async_context(Bus(create_backend(cfg.pubsub.url), cfg.pubsub.queue_size))
-        services = Services(cfg, store, bus)
+        services = Services(cfg, store, bus, _bus_metrics(Metrics(), bus))
         if with_runs:
             checkpointer = await stack.enter_async_context(open_checkpointer(cfg.store.url))
             sink = await stack.enter_async_context(LogSink(store, bus, cfg.runs.max_line_bytes).installed())

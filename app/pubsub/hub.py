@@ -47,6 +47,7 @@ class Bus:
         self._subs: dict[str, set[Subscription]] = {}
         self._listener: asyncio.Task[None] | None = None
         self.published = 0
+        self.publish_failures = 0
         self.received = 0
 
     async def __aenter__(self) -> Bus:
@@ -63,7 +64,11 @@ class Bus:
 
     async def publish(self, channel: str, data: str) -> None:
         self.published += 1
-        await self.backend.publish(channel, data)
+        try:
+            await self.backend.publish(channel, data)
+        except BaseException:
+            self.publish_failures += 1
+            raise
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
@@ -100,6 +105,7 @@ class Bus:
         return {
             **self.backend.status(),
             "published": self.published,
+            "publish_failures": self.publish_failures,
             "received": self.received,
             "subscribers": {ch: len(s) for ch, s in self._subs.items()},
             "dropped": sum(s.dropped for subs in self._subs.values() for s in subs),

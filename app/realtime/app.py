@@ -12,6 +12,7 @@ import socketio
 from aiohttp import web
 
 from app.keys import admin_ns_key, bridge_key, config_key, logs_ns_key, services_key, sio_key, started_key
+from app.metrics import metrics_handler
 from app.realtime.bridge import Bridge
 from app.realtime.health import health, stats
 from app.realtime.namespaces import AdminNamespace, LogsNamespace
@@ -81,10 +82,18 @@ def create_realtime_app(services: Services) -> web.Application:
     app[sio_key] = sio
     app[logs_ns_key] = logs_ns
     app[admin_ns_key] = admin_ns
-    app[bridge_key] = Bridge(sio, services.bus, subs)
+    app[bridge_key] = Bridge(sio, services.bus, subs, services.metrics)
     app[started_key] = time.monotonic()
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
+    app.router.add_get("/metrics", metrics_handler(services.metrics))
+    services.metrics.family(
+        "gauge",
+        "beacon_socketio_connections",
+        "Connected Socket.IO clients by namespace",
+        "namespace",
+        lambda: {"/logs": len(logs_ns.clients), "/admin": len(admin_ns.clients)},
+    )
     app.cleanup_ctx.append(bridge_ctx)
     app.on_shutdown.append(disconnect_clients)
     return app

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import orjson
 import socketio
 
+from app.metrics import Metrics
 from app.pubsub import Bus
 from app.realtime.namespaces import FIREHOSE
 from app.realtime.subscriptions import Subscriptions
@@ -18,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 
 class Bridge:
-    def __init__(self, sio: socketio.AsyncServer, bus: Bus, subs: Subscriptions) -> None:
+    def __init__(self, sio: socketio.AsyncServer, bus: Bus, subs: Subscriptions, metrics: Metrics) -> None:
+        self.metrics = metrics
         self.sio = sio
         self.bus = bus
         self.subs = subs
@@ -35,9 +37,12 @@ class Bridge:
                         await self.sio.emit("log", line, room=FIREHOSE, namespace="/logs")
                         await self.subs.deliver(line)
                     self.lines += len(lines)
+                    self.metrics.events.labels("/logs", "log").inc(len(lines))
                     if lines:
                         logged = datetime.fromisoformat(lines[-1]["timestamp"])
-                        self.lag_ms = (datetime.now(UTC) - logged).total_seconds() * 1000
+                        lag = (datetime.now(UTC) - logged).total_seconds()
+                        self.lag_ms = lag * 1000
+                        self.metrics.bus_lag.observe(lag)
                 except Exception:
                     logger.exception("could not deliver a batch of log lines")
 
@@ -47,5 +52,6 @@ class Bridge:
                 try:
                     await self.sio.emit("admin_event", orjson.loads(message.data), namespace="/admin")
                     self.admin_events += 1
+                    self.metrics.events.labels("/admin", "admin_event").inc()
                 except Exception:
                     logger.exception("could not deliver an admin event")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -12,6 +13,7 @@ from aiohttp.typedefs import Handler
 from marshmallow import ValidationError
 
 from app.errors import BeaconError
+from app.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,23 @@ def error_response(
 ) -> web.Response:
     body = {"error": code, "message": message, "details": details or {}, "request_id": request[request_id_key]}
     return web.json_response(body, status=status, headers=headers)
+
+
+def timing(metrics: Metrics) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        finally:
+            route = request.match_info.route.resource
+            template = route.canonical if route is not None else "unmatched"
+            metrics.requests.labels(template, request.method, str(status)).observe(time.perf_counter() - started)
+
+    return middleware
 
 
 @web.middleware

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from app.services import Services
+from app.store import STATUSES
 
 INTERVAL = 2.0
 TIMEOUT = 1.0
@@ -19,11 +20,13 @@ class Probe:
     def __init__(self, services: Services) -> None:
         self._services = services
         self.store: dict[str, Any] = {"ok": None, "checked_at": None}
+        self.runs_by_status: dict[str, float] = {}
 
     async def check(self) -> None:
         started = time.monotonic()
         try:
-            await asyncio.wait_for(self._services.store.ping(), TIMEOUT)
+            counts = await asyncio.wait_for(self._services.store.count_by_status(), TIMEOUT)
+            self.runs_by_status = {status: float(counts.get(status, 0)) for status in STATUSES}
             self.store = {"ok": True}
         except Exception as exc:  # TimeoutError included: a hung store is a down store
             self.store = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
