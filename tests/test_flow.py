@@ -108,3 +108,15 @@ async def test_failed_run_records_the_error(beacon: Beacon) -> None:
     assert failed["error"] == "RuntimeError: step test failed"
     status, logs = await beacon.call("GET", f"/admin/runs/{thread_id}/logs")
     assert any(line["level"] == "ERROR" and "step test failed" in line["text"] for line in logs["lines"])
+
+
+async def test_each_checkpoint_is_announced_once(beacon: Beacon, connect: ClientFactory) -> None:
+    client = await connect(beacon.realtime, ("/admin",))
+    thread_id = await beacon.start("review", {"topic": "once", "delay": 0})
+    await beacon.wait_status(thread_id, "waiting_approval")
+    await beacon.call("POST", f"/approve/{thread_id}", {"decision": "approve"})
+    await beacon.wait_status(thread_id, "completed")
+    await eventually(lambda: "completed" in statuses(client.admin, thread_id))
+    ids = [e["data"]["checkpoint_id"] for e in client.admin if e["type"] == "run_event"]
+    _, history = await beacon.call("GET", f"/admin/runs/{thread_id}/history?limit=100")
+    assert ids == [c["checkpoint_id"] for c in reversed(history["checkpoints"])]

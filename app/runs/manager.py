@@ -186,11 +186,22 @@ class RunManager:
                     )
                     continue
                 logger.info("resuming run %s (%s) from its last checkpoint", run.thread_id, run.workflow)
-                self._spawn(run.thread_id, run.workflow, None)
+                self._spawn(run.thread_id, run.workflow, await self._unapplied_decisions(run))
                 resumed += 1
             if not page.next_cursor:
                 return resumed
             cursor = page.next_cursor
+
+    async def _unapplied_decisions(self, run: Run) -> Command[Any] | None:
+        """Decisions acknowledged with 200 whose resume never reached a checkpoint (the process died)."""
+        state = await self._graphs[run.workflow].aget_state(self._config(run.thread_id))
+        pending = {i.id for i in state.interrupts}
+        decided = [d for d in await self.store.decisions(run.thread_id) if d.interrupt_id in pending]
+        if not decided:
+            return None
+        # `data` is not stored with a decision, so it cannot be replayed here.
+        resume = {d.interrupt_id: {"decision": d.decision, "comment": d.comment, "data": None} for d in decided}
+        return Command(resume=resume)
 
     async def drain(self, grace: float) -> None:
         """Let each running step reach its next checkpoint, then stop; cancel after `grace`."""
@@ -239,14 +250,17 @@ class RunManager:
         graph = self._graphs[workflow]
         try:
             await self.sink.prime(thread_id)
+            # A resumed run streams the checkpoint it resumes from again: announce each once.
+            seen = None
+            if not isinstance(payload, dict):
+                seen = (await graph.aget_state(self._config(thread_id))).config["configurable"].get("checkpoint_id")
             async for chunk in graph.astream(
                 payload, self._config(thread_id), stream_mode="checkpoints", durability="sync"
             ):
-                event = {
-                    "thread_id": thread_id,
-                    "checkpoint_id": chunk["config"]["configurable"]["checkpoint_id"],
-                    "metadata": _json(chunk["metadata"]),
-                }
+                checkpoint_id = chunk["config"]["configurable"]["checkpoint_id"]
+                if checkpoint_id == seen:
+                    continue
+                event = {"thread_id": thread_id, "checkpoint_id": checkpoint_id, "metadata": _json(chunk["metadata"])}
                 await self._publish({"type": "run_event", "data": event})
                 if self._draining:
                     return  # stopped at a saved checkpoint; resumed on the next start-up
