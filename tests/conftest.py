@@ -159,3 +159,8 @@ async def connect() -> AsyncIterator[ClientFactory]:
     for client in clients:
         with contextlib.suppress(Exception):
             await client.sio.disconnect()
+
+
+# Real server fixtures (redis-server, Postgres) shared by every module; servers.py imports
+# helpers from this module, hence the import at the end.
+from servers import postgres_proc, postgres_server, redis_proc, redis_server  # noqa: E402, F401

@@ -1,0 +1,325 @@
+"""Postgres store: psycopg 3 async through a psycopg_pool pool, every call bounded by a timeout.
+
+Same semantics as the SQLite store; a connection failure or a call slower than `timeout`
+(1.5 s, so a REST request still answers 503 within 2 s) raises StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import StoreUnavailable, ThreadExists
+from app.store.base import Decision, LogLine, Page, Run
+from app.store.cursor import decode_cursor, encode_cursor
+from app.store.sqlite import now
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[DictRow]
+Query = Callable[[Conn], Awaitable[T]]
+
+# COLLATE "C": byte order, as SQLite compares, so listings and cursors order the same way.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    thread_id TEXT COLLATE "C" PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    status TEXT NOT NULL,
+    input TEXT NOT NULL,
+    created_at TEXT COLLATE "C" NOT NULL,
+    updated_at TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at DESC, thread_id DESC);
+CREATE TABLE IF NOT EXISTS decisions (
+    thread_id TEXT NOT NULL,
+    interrupt_id TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    comment TEXT,
+    decided_at TEXT COLLATE "C" NOT NULL,
+    decided_by TEXT
+);
+CREATE INDEX IF NOT EXISTS decisions_thread ON decisions (thread_id, decided_at);
+CREATE TABLE IF NOT EXISTS logs (
+    thread_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    level TEXT NOT NULL,
+    text TEXT NOT NULL,
+    timestamp TEXT NOT NULL,
+    PRIMARY KEY (thread_id, seq)
+);
+"""
+RETRY_AFTER = 0.5  # while the server is down, seconds between calls that try it again
+SCHEMA_LOCK = 0x6265_6163_6F6E  # "beacon": serializes start-up migrations of several processes
+
+# What a dead, unreachable or stalled server looks like to psycopg (PoolTimeout included).
+UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
+
+
+def _text(value: str) -> str:
+    """Postgres text cannot hold NUL; SQLite can. Keep the line, mark the byte."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _run(row: DictRow) -> Run:
+    return Run(**{**row, "input": json.loads(row["input"])})
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark an abandoned task's outcome as seen (no "exception was never retrieved")."""
+    if not task.cancelled():
+        task.exception()
+
+
+def describe(url: str) -> str:
+    """host:port/db of a URL, without credentials, for messages."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+
+
+class PostgresStore:
+    def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]], timeout: float) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._checking: asyncio.Task[None] | None = None
+        self._abandoned: set[asyncio.Task[Any]] = set()
+        self._failed_at: float | None = None
+        self._last_error = ""
+        self._probing = False
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, url: str, *, timeout: float = 1.5, startup_timeout: float = 10.0, max_size: int = 10
+    ) -> AsyncIterator[PostgresStore]:
+        """Connect (waiting up to `startup_timeout`), create the schema, close the pool on exit."""
+        pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]] = AsyncConnectionPool(
+            url,
+            kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 2, "application_name": "beacon"},
+            min_size=1,
+            max_size=max_size,
+            open=False,
+            name="beacon-store",
+            timeout=timeout,
+            check=AsyncConnectionPool.check_connection,
+            # Give up on a dead server's slot quickly, so the next request starts a fresh
+            # attempt instead of waiting out the pool's exponential backoff after a restart.
+            reconnect_timeout=2.0,
+        )
+        try:
+            await pool.open(wait=True, timeout=startup_timeout)
+            async with pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+                await conn.execute(SCHEMA)
+        except UNAVAILABLE as exc:
+            await pool.close(timeout=1)
+            raise StoreUnavailable(f"cannot open the postgres store at {describe(url)}: {exc}") from exc
+        store = cls(pool, timeout)
+        try:
+            yield store
+        finally:
+            for task in (store._checking, *store._abandoned):
+                if task:
+                    task.cancel()
+            await asyncio.gather(*store._abandoned, *filter(None, [store._checking]), return_exceptions=True)
+            await pool.close(timeout=5)
+
+    async def _call(self, query: Query[T]) -> T:
+        """Run `query` on a pooled connection; StoreUnavailable if that fails or takes too long.
+
+        The query runs in its own task: when psycopg is cancelled mid-query it tries to cancel
+        the query server-side for up to 10 s, which a stalled server never answers. The caller
+        gets its answer at the deadline; the abandoned task is cut short in the background.
+        While the server is known to be down, one call at a time probes it (at most every
+        `RETRY_AFTER` s) and the others fail at once instead of each waiting out the timeout.
+        """
+        loop = asyncio.get_running_loop()
+        if self._failed_at is not None and (self._probing or loop.time() - self._failed_at < RETRY_AFTER):
+            raise StoreUnavailable(f"store unavailable: {self._last_error}")
+        self._probing = self._failed_at is not None
+        task = asyncio.create_task(self._on_connection(query))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._timeout)
+        except asyncio.CancelledError:
+            task.cancel()  # the caller gave up: psycopg cancels the query cleanly, in the background
+            self._track(task)
+            raise
+        finally:
+            self._probing = False
+        if not done:
+            self._abandon(task)
+            raise self._failed(f"no answer within {self._timeout:g}s")
+        try:
+            result = task.result()
+        except UNAVAILABLE as exc:
+            raise self._failed(f"{type(exc).__name__}: {exc}".strip()) from exc
+        if self._failed_at is not None:
+            logger.info("postgres store available again")
+            self._failed_at = None
+        return result
+
+    def _failed(self, reason: str) -> StoreUnavailable:
+        if self._failed_at is None:
+            logger.warning("postgres store unavailable: %s", reason)
+        self._failed_at = asyncio.get_running_loop().time()
+        self._last_error = reason
+        self._check_soon()
+        return StoreUnavailable(f"store unavailable: {reason}")
+
+    async def _on_connection(self, query: Query[T]) -> T:
+        async with self._pool.connection(timeout=self._timeout) as conn:
+            return await query(conn)
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        # The first cancel makes psycopg cancel the query server-side; if that has not worked a
+        # second later (a stalled server), the second makes it close the connection instead.
+        task.cancel()
+        asyncio.get_running_loop().call_later(1.0, task.cancel)
+        self._track(task)
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
+        task.add_done_callback(_retrieve)
+
+    def _check_soon(self) -> None:
+        """After a failure, weed out every broken pooled connection at once, in the background."""
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.create_task(self._check(), name="store-pool-check")
+
+    async def _check(self) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5 * self._timeout):
+                await self._pool.check()
+
+    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[DictRow]:
+        async def query(conn: Conn) -> list[DictRow]:
+            cur = await conn.execute(sql, args)
+            return await cur.fetchall() if cur.description else []
+
+        return await self._call(query)
+
+    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+
+        async def query(conn: Conn) -> int:
+            return (await conn.execute(sql, args)).rowcount
+
+        return await self._call(query)
+
+    async def create_run(self, thread_id: str, workflow: str, input: dict[str, Any]) -> Run:
+        ts = now()
+        run = Run(thread_id, workflow, "running", input, ts, ts)
+        try:
+            await self._execute(
+                "INSERT INTO runs VALUES (%s, %s, %s, %s, %s, %s, NULL)",
+                (thread_id, workflow, run.status, json.dumps(input), ts, ts),
+            )
+        except psycopg.errors.UniqueViolation:
+            raise ThreadExists(f"thread {thread_id!r} already exists") from None
+        return run
+
+    async def get_run(self, thread_id: str) -> Run | None:
+        rows = await self._fetch("SELECT * FROM runs WHERE thread_id = %s", (thread_id,))
+        return _run(rows[0]) if rows else None
+
+    async def set_status(
+        self,
+        thread_id: str,
+        status: str,
+        *,
+        expect: Sequence[str] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        sql = "UPDATE runs SET status = %s, updated_at = %s, error = %s WHERE thread_id = %s"
+        args: list[Any] = [status, now(), None if error is None else _text(error), thread_id]
+        if expect is not None:
+            sql += " AND status = ANY(%s)"
+            args.append(list(expect))
+        return await self._execute(sql, args) == 1
+
+    async def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        where, args = ["TRUE"], []
+        if status:
+            where.append("status = %s")
+            args.append(status)
+        if workflow:
+            where.append("workflow = %s")
+            args.append(workflow)
+        after = decode_cursor(cursor) if cursor else None  # ValueError for a foreign cursor
+        count_sql = f"SELECT count(*) AS n FROM runs WHERE {' AND '.join(where)}"
+        count_args = list(args)
+        if after:
+            where.append("(created_at, thread_id) < (%s, %s)")
+            args += list(after)
+        sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, thread_id DESC LIMIT %s"
+
+        async def query(conn: Conn) -> tuple[int, list[DictRow]]:
+            total = await (await conn.execute(count_sql, count_args)).fetchone()
+            rows = await (await conn.execute(sql, [*args, limit + 1])).fetchall()
+            return int(total["n"] if total else 0), rows
+
+        total, rows = await self._call(query)
+        runs = [_run(r) for r in rows[:limit]]
+        return Page(runs, total, encode_cursor(runs[-1]) if len(rows) > limit else None)
+
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self._fetch("SELECT status, count(*) AS n FROM runs GROUP BY status")
+        return {row["status"]: int(row["n"]) for row in rows}
+
+    async def record_decision(self, d: Decision) -> None:
+        await self._execute(
+            "INSERT INTO decisions VALUES (%s, %s, %s, %s, %s, %s)",
+            (d.thread_id, d.interrupt_id, d.decision, d.comment and _text(d.comment), d.decided_at, d.decided_by),
+        )
+
+    async def decisions(self, thread_id: str) -> list[Decision]:
+        rows = await self._fetch("SELECT * FROM decisions WHERE thread_id = %s ORDER BY decided_at", (thread_id,))
+        return [Decision(**row) for row in rows]
+
+    async def append_logs(self, lines: Sequence[LogLine]) -> None:
+        if not lines:
+            return
+        # One statement for the whole batch, whatever its size: the columns travel as five arrays.
+        columns: tuple[list[Any], ...] = ([], [], [], [], [])
+        for ln in lines:
+            values = (ln["thread_id"], ln["seq"], ln["level"], _text(ln["text"]), ln["timestamp"])
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        await self._execute(
+            "INSERT INTO logs SELECT * FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[])"
+            " ON CONFLICT DO NOTHING",
+            columns,
+        )
+
+    async def get_logs(self, thread_id: str, after: int = 0, limit: int = 1000) -> list[LogLine]:
+        rows = await self._fetch(
+            "SELECT text, thread_id, level, timestamp, seq FROM logs WHERE thread_id = %s AND seq > %s"
+            " ORDER BY seq LIMIT %s",
+            (thread_id, after, limit),
+        )
+        return [LogLine(**row) for row in rows]  # type: ignore[typeddict-item]
+
+    async def last_seq(self, thread_id: str) -> int:
+        rows = await self._fetch("SELECT max(seq) AS m FROM logs WHERE thread_id = %s", (thread_id,))
+        return int(rows[0]["m"] or 0) if rows else 0
+
+    async def ping(self) -> None:
+        await self._execute("SELECT 1")
