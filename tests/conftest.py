@@ -120,6 +120,22 @@ async def beacon(tmp_path: Path) -> AsyncIterator[Beacon]:
         yield b
 
 
+@pytest.fixture(params=["embedded", "redis+postgres"])
+def stack(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Config overrides for one test body run on both stacks: memory+SQLite, and Redis+Postgres."""
+    if request.param == "embedded":
+        return {}
+    redis = request.getfixturevalue("redis_server")
+    postgres = request.getfixturevalue("postgres_server")
+    return {"pubsub.url": redis.url, "store.url": postgres.create_database()}
+
+
+@pytest.fixture
+async def stack_beacon(tmp_path: Path, stack: dict[str, str]) -> AsyncIterator[Beacon]:
+    async with running_beacon(make_config(tmp_path, **stack)) as b:
+        yield b
+
+
 @dataclass
 class Client:
     """A python-socketio client that records what each namespace receives."""

@@ -1,4 +1,4 @@
-"""Delivery over the memory bus: replay with `since`, resets, ordering, caps (TESTPLAN D1, D3, D10, D11)."""
+"""Delivery: replay with `since`, resets, ordering, caps (TESTPLAN D1, D3, D10, D11; D12: both stacks)."""
 
 from __future__ import annotations
 
@@ -89,8 +89,10 @@ async def test_subscribed_client_gets_only_its_thread_and_level(beacon: Beacon, 
     await eventually(lambda: len(follower.seqs(third)) == 4, message="no subscriptions left: back to the firehose")
 
 
-async def test_recovery_boundaries_d3(tmp_path: Path, connect: ClientFactory, caplog: pytest.LogCaptureFixture) -> None:
-    async with running_beacon(make_config(tmp_path, **{"runs.replay_cap": 20})) as beacon:
+async def test_recovery_boundaries_d3(
+    tmp_path: Path, stack: dict[str, str], connect: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_beacon(make_config(tmp_path, **stack, **{"runs.replay_cap": 20})) as beacon:
         thread_id = await bench_run(beacon, 29)
         await beacon.wait_status(thread_id, "completed")  # 29 lines + "run completed" = 30
         client = await connect(beacon.realtime, ("/logs",))
@@ -123,10 +125,12 @@ async def test_recovery_boundaries_d3(tmp_path: Path, connect: ClientFactory, ca
         }
         # The socket survived all of it.
         assert client.sio.connected and (await ack(30))["recovered"] is True
+        await client.sio.disconnect()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
-async def test_reset_mid_burst_recovers_every_line_d1(beacon: Beacon) -> None:
+async def test_reset_mid_burst_recovers_every_line_d1(stack_beacon: Beacon) -> None:
+    beacon = stack_beacon
     total, thread_id = 10_000, "burst"
     received: list[int] = []
     acks: list[dict[str, Any]] = []
@@ -168,7 +172,8 @@ async def test_reset_mid_burst_recovers_every_line_d1(beacon: Beacon) -> None:
     assert len(acks) == 2 and acks[1]["recovered"] is True and acks[1]["replayed"] > 0
 
 
-async def test_interleaved_threads_stay_ordered_d10(beacon: Beacon, connect: ClientFactory) -> None:
+async def test_interleaved_threads_stay_ordered_d10(stack_beacon: Beacon, connect: ClientFactory) -> None:
+    beacon = stack_beacon
     firehose = await connect(beacon.realtime, ("/logs",))
     follower = await connect(beacon.realtime, ("/logs",))
     threads = [f"order-{i}" for i in range(5)]

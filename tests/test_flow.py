@@ -11,7 +11,8 @@ def statuses(events: list[dict], thread_id: str) -> list[str]:
     return [e["data"]["status"] for e in events if e["type"] == "run_status" and e["data"]["thread_id"] == thread_id]
 
 
-async def test_start_wait_approve_complete(beacon: Beacon, connect: ClientFactory) -> None:
+async def test_start_wait_approve_complete(stack_beacon: Beacon, connect: ClientFactory) -> None:
+    beacon = stack_beacon
     client = await connect(beacon.realtime)
     thread_id = await beacon.start("review", {"topic": "Q3 report", "delay": 0.05})
 
@@ -77,7 +78,8 @@ async def test_reject_revises_and_asks_again(beacon: Beacon) -> None:
     assert [d["decision"] for d in done["decisions"]] == ["reject", "approve"]
 
 
-async def test_cancel_running_and_waiting(beacon: Beacon, connect: ClientFactory) -> None:
+async def test_cancel_running_and_waiting(stack_beacon: Beacon, connect: ClientFactory) -> None:
+    beacon = stack_beacon
     client = await connect(beacon.realtime, ("/admin",))
     slow = await beacon.start("deploy", {"step_delay": 0.2})
     await beacon.wait_status(slow, "waiting_approval")
