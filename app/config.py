@@ -73,6 +73,7 @@ class RunsConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
+    format: str = "plain"  # or "json": one object per line (app/logformat.py)
 
 
 DEFAULT_WORKFLOWS = {
@@ -147,6 +148,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"store.url={cfg.store.url!r}: expected sqlite:///path or postgresql://…")
     if cfg.logging.level.upper() not in LEVELS:
         raise ConfigError(f"logging.level={cfg.logging.level!r}: expected one of {', '.join(LEVELS)}")
+    if cfg.logging.format not in ("plain", "json"):
+        raise ConfigError(f"logging.format={cfg.logging.format!r}: expected plain or json")
     for key, value in (
         ("rest.max_body_bytes", cfg.rest.max_body_bytes),
         ("realtime.max_message_bytes", cfg.realtime.max_message_bytes),

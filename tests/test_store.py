@@ -110,7 +110,7 @@ async def test_count_by_status(store: Store) -> None:
 async def test_decisions(store: Store) -> None:
     await store.create_run("t1", "review", {})
     first = Decision("t1", "i-1", "reject", "needs work", "2026-01-01T00:00:01+00:00", "alice")
-    second = Decision("t1", "i-2", "approve", None, "2026-01-01T00:00:02+00:00", None)
+    second = Decision("t1", "i-2", "approve", None, "2026-01-01T00:00:02+00:00", None, {"ticket": [1, "a"]})
     await store.record_decision(second)
     await store.record_decision(first)
     assert await store.decisions("t1") == [first, second]

@@ -55,6 +55,7 @@ class DecisionOut(Schema):
     comment = fields.String(allow_none=True)
     decided_at = fields.String(required=True)
     decided_by = fields.String(allow_none=True)
+    data = fields.Raw(allow_none=True)
 
 
 class Status(Schema):

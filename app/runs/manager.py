@@ -147,7 +147,7 @@ class RunManager:
             # The compare-and-set makes exactly one decision win, across processes too.
             if not await self.store.set_status(thread_id, "running", expect=["waiting_approval"]):
                 raise NotWaiting("someone else already decided", {"interrupt_id": interrupt_id})
-            record = Decision(thread_id, interrupt_id, decision, comment, _now(), decided_by)
+            record = Decision(thread_id, interrupt_id, decision, comment, _now(), decided_by, data)
             await self.store.record_decision(record)
         await self._publish({"type": "approval", "data": _decision(record)})
         await self._status_event(thread_id, run.workflow, "running", event="resumed")
@@ -199,8 +199,7 @@ class RunManager:
         decided = [d for d in await self.store.decisions(run.thread_id) if d.interrupt_id in pending]
         if not decided:
             return None
-        # `data` is not stored with a decision, so it cannot be replayed here.
-        resume = {d.interrupt_id: {"decision": d.decision, "comment": d.comment, "data": None} for d in decided}
+        resume = {d.interrupt_id: {"decision": d.decision, "comment": d.comment, "data": d.data} for d in decided}
         return Command(resume=resume)
 
     async def drain(self, grace: float) -> None:
@@ -309,6 +308,7 @@ def _decision(d: Decision) -> dict[str, Any]:
         "comment": d.comment,
         "decided_at": d.decided_at,
         "decided_by": d.decided_by,
+        "data": d.data,
     }
 
 

@@ -37,6 +37,7 @@ class Decision:
     comment: str | None
     decided_at: str
     decided_by: str | None
+    data: Any = None  # the approver's optional payload, replayed if a restart loses the resume
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     decision TEXT NOT NULL,
     comment TEXT,
     decided_at TEXT COLLATE "C" NOT NULL,
-    decided_by TEXT
+    decided_by TEXT,
+    data TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_thread ON decisions (thread_id, decided_at);
 CREATE TABLE IF NOT EXISTS logs (
@@ -286,13 +287,21 @@ class PostgresStore:
 
     async def record_decision(self, d: Decision) -> None:
         await self._execute(
-            "INSERT INTO decisions VALUES (%s, %s, %s, %s, %s, %s)",
-            (d.thread_id, d.interrupt_id, d.decision, d.comment and _text(d.comment), d.decided_at, d.decided_by),
+            "INSERT INTO decisions VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (
+                d.thread_id,
+                d.interrupt_id,
+                d.decision,
+                d.comment and _text(d.comment),
+                d.decided_at,
+                d.decided_by,
+                json.dumps(d.data),
+            ),
         )
 
     async def decisions(self, thread_id: str) -> list[Decision]:
         rows = await self._fetch("SELECT * FROM decisions WHERE thread_id = %s ORDER BY decided_at", (thread_id,))
-        return [Decision(**row) for row in rows]
+        return [Decision(**{**row, "data": json.loads(row["data"] or "null")}) for row in rows]
 
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         if not lines:

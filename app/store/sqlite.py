@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     decision TEXT NOT NULL,
     comment TEXT,
     decided_at TEXT NOT NULL,
-    decided_by TEXT
+    decided_by TEXT,
+    data TEXT
 );
 CREATE TABLE IF NOT EXISTS logs (
     thread_id TEXT NOT NULL,
@@ -168,8 +169,8 @@ class SqliteStore:
     async def record_decision(self, d: Decision) -> None:
         with _guard():
             await self._db.execute(
-                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)",
-                (d.thread_id, d.interrupt_id, d.decision, d.comment, d.decided_at, d.decided_by),
+                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (d.thread_id, d.interrupt_id, d.decision, d.comment, d.decided_at, d.decided_by, json.dumps(d.data)),
             )
 
     async def decisions(self, thread_id: str) -> list[Decision]:
@@ -177,7 +178,9 @@ class SqliteStore:
             async with self._db.execute(
                 "SELECT * FROM decisions WHERE thread_id = ? ORDER BY decided_at", (thread_id,)
             ) as cur:
-                return [Decision(**dict(row)) for row in await cur.fetchall()]
+                return [
+                    Decision(**{**dict(row), "data": json.loads(row["data"] or "null")}) for row in await cur.fetchall()
+                ]
 
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         # One multi-row statement per chunk is one implicit transaction, and needs no

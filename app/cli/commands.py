@@ -1,0 +1,48 @@
+"""`start`, `approve`, `reject` and `runs`: one REST call each, printed for people and scripts."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from app.cli.client import Api
+from app.cli.output import err, out, table
+
+
+async def start(args: argparse.Namespace, api: Api) -> int:
+    body = {"workflow": args.workflow, "input": args.input}
+    if args.thread_id:
+        body["thread_id"] = args.thread_id
+    run = await api.call("POST", "/start", body)
+    out(run["thread_id"])  # alone on stdout, so `id=$(python run.py start …)` works
+    return 0
+
+
+async def decide(args: argparse.Namespace, api: Api) -> int:
+    body = {"decision": args.command, "comment": args.comment, "interrupt_id": args.interrupt_id}
+    answer = await api.call("POST", f"/approve/{args.thread_id}", {k: v for k, v in body.items() if v is not None})
+    verb = "approved" if args.command == "approve" else "rejected"
+    out(f"{verb} {args.thread_id} (interrupt {answer['decision']['interrupt_id']}); the run carries on")
+    return 0
+
+
+def _when(timestamp: str | None) -> str:
+    if not timestamp:
+        return ""
+    try:
+        return datetime.fromisoformat(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return timestamp
+
+
+async def runs(args: argparse.Namespace, api: Api) -> int:
+    params = {"status": args.status, "workflow": args.workflow, "limit": args.limit}
+    page = await api.call("GET", "/admin/runs", params=params)
+    rows = [
+        (r["thread_id"], r["workflow"], r["status"], _when(r.get("created_at")), _when(r.get("updated_at")))
+        for r in page["runs"]
+    ]
+    out(table(("THREAD_ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED"), rows))
+    if page.get("total", 0) > len(rows):
+        err(f"{len(rows)} of {page['total']} runs shown; --limit shows more")
+    return 0
