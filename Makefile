@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-long lint venv node packages clean
+.PHONY: run test test-long lint venv node ui packages clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,19 @@ node: tests/node/node_modules/.package-lock.json
 tests/node/node_modules/.package-lock.json: tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 
+UI_SRC := $(shell find admin-ui/src -type f 2>/dev/null) admin-ui/next.config.mjs admin-ui/tsconfig.json
+
+ui: admin-ui/out/index.html
+
+admin-ui/node_modules/.package-lock.json: admin-ui/package-lock.json
+	npm ci --prefix admin-ui --no-audit --no-fund --loglevel=error
+
+admin-ui/out/index.html: admin-ui/node_modules/.package-lock.json $(UI_SRC)
+	npm run build --prefix admin-ui
+
 run: venv
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory ui; \
+	else echo "npm not found: the admin UI is not built (/ui/ answers 404)"; fi
 	$(BIN)/python run.py
 
 lint: venv
@@ -29,11 +41,12 @@ lint: venv
 packages:
 	@scripts/ensure-packages.sh
 
-test: packages venv node lint
+test: packages venv node ui lint
 	$(BIN)/python -m pytest -m "not long"
 
 test-long: packages venv node
 	$(BIN)/python -m pytest -m long
 
 clean:
-	rm -rf $(VENV) tests/node/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/node/node_modules admin-ui/node_modules admin-ui/.next admin-ui/out \
+		.pytest_cache .mypy_cache .ruff_cache

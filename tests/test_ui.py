@@ -74,6 +74,8 @@ async def ui(tmp_path: Path) -> AsyncIterator[UI]:
         },
     )
     async with running_beacon(cfg) as beacon, async_playwright() as pw:
+        status, _ = await beacon.call("GET", "/ui/config.json")
+        assert status == 200, "the REST app does not serve the UI: create_rest_app must call setup_ui"
         browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         ui = UI(beacon, browser)
         try:
@@ -209,6 +211,8 @@ async def test_start_watch_approve_complete(ui: UI) -> None:
     await expect(badge).to_have_text("completed")
     await expect(log).to_contain_text("run completed")
     await expect(page.locator(".decisions")).to_contain_text("ship it")
+    await expect(page.locator(".timeline li").first).to_contain_text("→ end")
+    await expect(page.locator(".notices")).not_to_contain_text("Someone else")  # the event was this page's own
     await shot(page, "run-detail-completed")
 
     assert await page.evaluate("window.__sameDocument") is True, "the page reloaded"

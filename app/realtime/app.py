@@ -14,7 +14,7 @@ from aiohttp import web
 from app.keys import admin_ns_key, bridge_key, config_key, logs_ns_key, services_key, sio_key, started_key
 from app.metrics import metrics_handler
 from app.realtime.bridge import Bridge
-from app.realtime.health import health, stats
+from app.realtime.health import allow_origins, health, stats
 from app.realtime.namespaces import AdminNamespace, LogsNamespace
 from app.realtime.subscriptions import Subscriptions
 from app.services import Services
@@ -86,6 +86,7 @@ def create_realtime_app(services: Services) -> web.Application:
     app[started_key] = time.monotonic()
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
+    app.on_response_prepare.append(allow_origins(origins))
     app.router.add_get("/metrics", metrics_handler(services.metrics))
     services.metrics.family(
         "gauge",

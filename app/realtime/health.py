@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -54,3 +55,15 @@ async def stats(request: web.Request) -> web.Response:
             "bus": app[services_key].bus.status(),
         }
     )
+
+
+def allow_origins(origins: tuple[str, ...]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """Let the admin UI, served from another origin, read /health and /stats."""
+
+    async def allow(request: web.Request, response: web.StreamResponse) -> None:
+        origin = request.headers.get("Origin")
+        if origin and request.path in ("/health", "/stats") and ("*" in origins or origin in origins):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+
+    return allow

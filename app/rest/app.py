@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from aiohttp import web
 
@@ -13,6 +14,7 @@ from app.rest.middlewares import errors, security_headers, timing
 from app.rest.openapi import openapi
 from app.rest.probe import Probe
 from app.rest.routes import setup_routes
+from app.rest.ui import setup_ui
 from app.services import Services
 
 
@@ -31,6 +33,7 @@ def create_rest_app(services: Services) -> web.Application:
     )
     app[started_key] = time.monotonic()
     setup_routes(app)
+    setup_ui(app, Path(services.config.rest.ui_dir), services.config.realtime.port or None)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_handler(services.metrics))
     app.on_response_prepare.append(security_headers)
