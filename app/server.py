@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -69,6 +70,7 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
                 runners.append(await _start(create_rest_app(services), cfg.rest.host, cfg.rest.port))
                 running.rest_port = _bound_port(runners[-1])
                 assert services.runs is not None
+                services.runs.node = f"{socket.gethostname()}:{running.rest_port}"
                 resumed = await services.runs.resume_interrupted()
                 if resumed:
                     logger.info("resumed %d interrupted run(s)", resumed)
@@ -76,4 +78,5 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
         finally:
             if services.runs is not None:
                 await services.runs.drain(cfg.runs.grace_period)
+                await services.runs.release_all()
             await asyncio.gather(*(r.cleanup() for r in runners), return_exceptions=True)

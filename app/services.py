@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from app.config import Config
 from app.metrics import Metrics
 from app.pubsub import Bus, create_backend
+from app.pubsub.outbox import Outbox
 from app.runs.logsink import LogSink
 from app.runs.manager import RunManager
 from app.store import Store, open_store
@@ -75,6 +77,9 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
         services = Services(cfg, store, bus, _bus_metrics(Metrics(), bus))
         if with_runs:
             checkpointer = await stack.enter_async_context(open_checkpointer(cfg.store.url))
-            sink = await stack.enter_async_context(LogSink(store, bus, cfg.runs.max_line_bytes).installed())
-            services.runs = RunManager(store, bus, checkpointer, workflows, sink)
+            outbox = await stack.enter_async_context(Outbox(bus).running())
+            sink = await stack.enter_async_context(LogSink(store, outbox, cfg.runs.max_line_bytes).installed())
+            node = f"{socket.gethostname()}:{cfg.rest.port}"  # serve() renames it once bound
+            manager = RunManager(store, bus, outbox, checkpointer, workflows, sink, node)
+            services.runs = await stack.enter_async_context(manager.running())
         yield services

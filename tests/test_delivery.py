@@ -155,7 +155,10 @@ async def test_reset_mid_burst_recovers_every_line_d1(stack_beacon: Beacon) -> N
 
     sio.on("connect", on_connect, namespace="/logs")
     async with FaultProxy(beacon.running.realtime_port) as proxy:
-        await sio.connect(f"http://127.0.0.1:{proxy.port}", namespaces=["/logs"], transports=["websocket"])
+        # No firehose: live lines must not arrive between a reconnect and its resubscribe.
+        await sio.connect(
+            f"http://127.0.0.1:{proxy.port}", namespaces=["/logs"], transports=["websocket"], auth={"firehose": False}
+        )
         try:
             await eventually(lambda: acks, 5)
             await bench_run(beacon, total, rate=2000, thread_id=thread_id)
@@ -212,3 +215,16 @@ async def test_log_text_is_data(beacon: Beacon, connect: ClientFactory) -> None:
         current_thread.reset(token)
     await eventually(lambda: client.seqs("data-thread"))
     assert client.logs[-1]["text"] == text and client.logs[-1]["level"] == "WARNING"
+
+
+async def test_no_firehose_client_gets_only_what_it_subscribes(beacon: Beacon, connect: ClientFactory) -> None:
+    quiet = await connect(beacon.realtime, ("/logs",), auth={"firehose": False})
+    first = await bench_run(beacon, 5)
+    await beacon.wait_status(first, "completed")
+    assert quiet.logs == []
+    ack = await quiet.subscribe(first, since=0)
+    assert ack["replayed"] == 6 and quiet.seqs(first) == list(range(1, 7))
+    assert (await quiet.sio.call("unsubscribe", {"thread_id": first}, namespace="/logs"))["unsubscribed"] is True
+    second = await bench_run(beacon, 5)
+    await beacon.wait_status(second, "completed")
+    assert quiet.seqs(second) == []  # unsubscribing from everything does not turn the firehose on

@@ -87,6 +87,7 @@ class Follower:
             reconnection_delay=0.2,
             reconnection_delay_max=2,
             randomization_factor=0.2,
+            handle_sigint=False,  # its handler cancels every task; asyncio.run turns Ctrl+C into KeyboardInterrupt
             logger=_transport_log,
             engineio_logger=_transport_log,
         )
@@ -142,16 +143,20 @@ class Follower:
                 self.finish(data["status"])
 
     async def _subscribe(self) -> None:
-        payload = {"thread_id": self.printer.thread_id, "since": self.printer.last}
-        try:
-            ack = await self.sio.call("subscribe", payload, namespace="/logs", timeout=10)
-        except socketio.exceptions.SocketIOError:
-            return  # the connection went: the next connect subscribes again
-        if not isinstance(ack, dict) or "error" in ack:
-            problem = ack.get("error") if isinstance(ack, dict) else ack
-            self.failure = CliError(f"subscribe to {self.printer.thread_id} refused: {problem}")
-            self.done.set()
-            return
+        while True:
+            payload = {"thread_id": self.printer.thread_id, "since": self.printer.last}
+            try:
+                ack = await self.sio.call("subscribe", payload, namespace="/logs", timeout=10)
+            except socketio.exceptions.SocketIOError:
+                return  # the connection went: the next connect subscribes again
+            problem = ack.get("error") if isinstance(ack, dict) else f"unexpected answer {ack!r}"
+            if problem is None:
+                break
+            if "try again" not in str(problem):  # "store unavailable, try again" passes
+                self.failure = CliError(f"subscribe to {self.printer.thread_id} refused: {problem}")
+                self.done.set()
+                return
+            await asyncio.sleep(1)
         # Not recovered: more was missing than a replay carries; live lines wait in `early`.
         with contextlib.suppress(CliError):
             if not ack.get("recovered", True) or self.printer.early:

@@ -19,9 +19,11 @@ def _port(request: web.Request) -> int:
 
 async def health(request: web.Request) -> web.Response:
     logs, admin = len(request.app[logs_ns_key].clients), len(request.app[admin_ns_key].clients)
+    # The seed's keys, exactly; only `status` (and the code) change while the bus is down.
+    healthy = request.app[services_key].bus.status().get("connected", False)
     return web.json_response(
         {
-            "status": "healthy",
+            "status": "healthy" if healthy else "degraded",
             "service": "socketio",
             "port": _port(request),
             "connections": {
@@ -29,7 +31,8 @@ async def health(request: web.Request) -> web.Response:
                 "admin_connections": admin,
                 "total_connections": logs + admin,
             },
-        }
+        },
+        status=200 if healthy else 503,
     )
 
 
@@ -45,7 +48,9 @@ async def stats(request: web.Request) -> web.Response:
                 "/logs": {
                     "connections": len(logs.clients),
                     "subscriptions": logs.subs.count(),
-                    "firehose": sum(1 for sid in logs.clients if not logs.subs.has(sid)),
+                    "firehose": sum(
+                        1 for sid in logs.clients if not logs.subs.has(sid) and sid not in logs.no_firehose
+                    ),
                 },
                 "/admin": {"connections": len(admin.clients)},
             },

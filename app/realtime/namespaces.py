@@ -37,13 +37,20 @@ class LogsNamespace(Counted):
     def __init__(self, subscriptions: Subscriptions) -> None:
         super().__init__("/logs")
         self.subs = subscriptions
+        # Clients that connected with auth {"firehose": false}: a reconnecting client that will
+        # resubscribe with `since` must not see live lines before its replay.
+        self.no_firehose: set[str] = set()
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         await super().on_connect(sid, environ, auth)
-        await self.enter_room(sid, FIREHOSE)
+        if isinstance(auth, dict) and auth.get("firehose") is False:
+            self.no_firehose.add(sid)
+        else:
+            await self.enter_room(sid, FIREHOSE)
 
     async def on_disconnect(self, sid: str, reason: str | None = None) -> None:
         self.subs.drop_client(sid)
+        self.no_firehose.discard(sid)
         await super().on_disconnect(sid, reason)
 
     async def on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
@@ -78,7 +85,7 @@ class LogsNamespace(Counted):
         return {"thread_id": thread_id, "unsubscribed": removed}
 
     async def _maybe_firehose(self, sid: str) -> None:
-        if not self.subs.has(sid) and sid in self.clients:
+        if not self.subs.has(sid) and sid in self.clients and sid not in self.no_firehose:
             await self.enter_room(sid, FIREHOSE)
 
 

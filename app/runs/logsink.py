@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from app.pubsub import Bus
+from app.pubsub.outbox import Outbox
 from app.runs.context import current_thread
 from app.store import LogLine, Store
 
@@ -34,14 +34,14 @@ class LogSink(logging.Handler):
     """A root-logger handler: records made inside a run go to that run's log.
 
     `emit` only appends to a buffer (it may run in LangGraph's worker threads); one flusher
-    task writes whatever accumulated in a single store statement, then publishes the batch,
-    so the store holds every line before any client sees it live.
+    task writes whatever accumulated in a single store statement, then hands the batch to the
+    outbox, so the store holds every line before any client sees it live.
     """
 
-    def __init__(self, store: Store, bus: Bus, max_line_bytes: int) -> None:
+    def __init__(self, store: Store, outbox: Outbox, max_line_bytes: int) -> None:
         super().__init__(logging.DEBUG)
         self._store = store
-        self._bus = bus
+        self._outbox = outbox
         self._max = max_line_bytes
         self._seq: dict[str, int] = {}
         self._buffer: list[LogLine] = []
@@ -92,11 +92,7 @@ class LogSink(logging.Handler):
         except Exception:
             self.failures += 1
             logger.exception("could not store %d log lines", len(batch))
-        try:
-            await self._bus.publish(LOGS_CHANNEL, orjson.dumps(batch).decode())
-        except Exception:
-            self.failures += 1
-            logger.warning("could not publish %d log lines", len(batch), exc_info=True)
+        self._outbox.put(LOGS_CHANNEL, orjson.dumps(batch).decode())
         self.written += len(batch)
 
     async def _run(self) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from marshmallow import ValidationError
 
 from app.errors import Conflict, Invalid, NotFound, NotWaiting, StaleInterrupt, StoreUnavailable
 from app.pubsub import Bus
+from app.pubsub.outbox import Outbox
 from app.runs.context import current_thread
 from app.runs.logsink import LogSink
 from app.store import ACTIVE, Decision, Run, Store
@@ -27,6 +29,8 @@ logger = logging.getLogger(__name__)
 run_log = logging.getLogger("beacon.run")
 
 ADMIN_CHANNEL = "admin"
+CONTROL_CHANNEL = "control"  # REST nodes tell each other to cancel what they execute
+LEASE_TTL = 15.0  # seconds a dead node's runs wait before another node resumes them
 
 
 def _now() -> str:
@@ -43,18 +47,26 @@ class RunManager:
         self,
         store: Store,
         bus: Bus,
+        outbox: Outbox,
         checkpointer: BaseCheckpointSaver[Any],
         workflows: dict[str, Workflow],
         sink: LogSink,
+        node: str,
     ) -> None:
         self.store = store
         self.bus = bus
+        self.outbox = outbox
         self.sink = sink
+        # One node executes a thread at a time: it holds the thread's lease in the store. The
+        # name must survive a restart of the same listener (host and port), so that a restarted
+        # process resumes its own runs at once instead of waiting out the lease.
+        self.node = node
         self.workflows = workflows
         self._graphs = {name: wf.graph.compile(checkpointer=checkpointer) for name, wf in workflows.items()}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._cancelling: set[str] = set()
+        self._leased: set[str] = set()  # stopped by shutdown: leases to hand back
         self._draining = False
 
     # -- public API -------------------------------------------------------------------
@@ -72,7 +84,8 @@ class RunManager:
                 raise Invalid("invalid input", {"input": exc.messages}) from None
         thread_id = thread_id or uuid.uuid4().hex
         run = await self.store.create_run(thread_id, workflow, input)
-        await self._status_event(run.thread_id, workflow, "running", event="started")
+        await self.store.claim(thread_id, self.node, LEASE_TTL)
+        self._status_event(run.thread_id, workflow, "running", event="started")
         self._spawn(run.thread_id, workflow, input)
         return run
 
@@ -149,8 +162,9 @@ class RunManager:
                 raise NotWaiting("someone else already decided", {"interrupt_id": interrupt_id})
             record = Decision(thread_id, interrupt_id, decision, comment, _now(), decided_by, data)
             await self.store.record_decision(record)
-        await self._publish({"type": "approval", "data": _decision(record)})
-        await self._status_event(thread_id, run.workflow, "running", event="resumed")
+            await self.store.claim(thread_id, self.node, LEASE_TTL)
+        self._publish({"type": "approval", "data": {"thread_id": thread_id, **_decision(record)}})
+        self._status_event(thread_id, run.workflow, "running", event="resumed")
         resume = {"decision": decision, "comment": comment, "data": data}
         self._spawn(thread_id, run.workflow, Command(resume={interrupt_id: resume}))
         return record
@@ -160,14 +174,43 @@ class RunManager:
             run = await self._get(thread_id)
             if not await self.store.set_status(thread_id, "cancelled", expect=ACTIVE):
                 raise Conflict(f"run is {run.status}; only running or waiting runs can be cancelled")
-            task = self._tasks.get(thread_id)
-            if task is not None:
-                self._cancelling.add(thread_id)
-                task.cancel()
+            task = self._stop_local(thread_id)
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
-        await self._status_event(thread_id, run.workflow, "cancelled")
+        elif run.status == "running":
+            # Another node executes it; it also stops at its next checkpoint if this is lost.
+            self.outbox.put(CONTROL_CHANNEL, _dumps({"type": "cancel", "thread_id": thread_id}))
+        self._status_event(thread_id, run.workflow, "cancelled")
         return await self._get(thread_id)
+
+    def _stop_local(self, thread_id: str) -> asyncio.Task[None] | None:
+        task = self._tasks.get(thread_id)
+        if task is not None:
+            self._cancelling.add(thread_id)
+            task.cancel()
+        return task
+
+    async def listen_control(self) -> None:
+        """Cancel requests from other REST nodes for runs this node executes."""
+        async with self.bus.subscribe(CONTROL_CHANNEL) as queue:
+            async for message in queue:
+                try:
+                    command = orjson.loads(message.data)
+                    if command.get("type") == "cancel":
+                        self._stop_local(str(command.get("thread_id")))
+                except Exception:
+                    logger.warning("ignoring a malformed control message", exc_info=True)
+
+    async def supervise(self) -> None:
+        """Renew this node's leases; pick up runs whose node died (their lease ran out)."""
+        while True:
+            await asyncio.sleep(LEASE_TTL / 3)
+            try:
+                await self.store.renew(self.node, list(self._tasks), LEASE_TTL)
+                if not self._draining:
+                    await self.resume_interrupted()
+            except Exception:
+                logger.warning("lease renewal or resume scan failed", exc_info=True)
 
     async def resume_interrupted(self) -> int:
         """Continue runs that were `running` when the last process stopped."""
@@ -175,8 +218,8 @@ class RunManager:
         while True:
             page = await self.store.list_runs(status="running", limit=200, cursor=cursor)
             for run in page.runs:
-                if run.thread_id in self._tasks:
-                    continue
+                if run.thread_id in self._tasks or not await self.store.claim(run.thread_id, self.node, LEASE_TTL):
+                    continue  # ours already, or another live node executes it
                 if run.workflow not in self._graphs:
                     await self.store.set_status(
                         run.thread_id,
@@ -213,6 +256,26 @@ class RunManager:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+    async def release_all(self) -> None:
+        """After a drain: hand the stopped runs' leases back so any node may resume them."""
+        for thread_id in list(self._leased):
+            with contextlib.suppress(Exception):
+                await self.store.release(thread_id, self.node)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[RunManager]:
+        """The manager's background work: cancel requests from other nodes, lease upkeep."""
+        tasks = [
+            asyncio.create_task(self.listen_control(), name="runs-control"),
+            asyncio.create_task(self.supervise(), name="runs-supervisor"),
+        ]
+        try:
+            yield self
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     @property
     def active(self) -> int:
@@ -260,41 +323,54 @@ class RunManager:
                 if checkpoint_id == seen:
                     continue
                 event = {"thread_id": thread_id, "checkpoint_id": checkpoint_id, "metadata": _json(chunk["metadata"])}
-                await self._publish({"type": "run_event", "data": event})
+                self._publish({"type": "run_event", "data": event})
                 if self._draining:
+                    self._leased.add(thread_id)
                     return  # stopped at a saved checkpoint; resumed on the next start-up
-            state = await graph.aget_state(self._config(thread_id))
-            if state.interrupts:
-                if await self.store.set_status(thread_id, "waiting_approval", expect=["running"]):
-                    run_log.info("waiting for approval")
-                    pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
-                    await self._status_event(thread_id, workflow, "waiting_approval", pending=pending)
-            elif await self.store.set_status(thread_id, "completed", expect=["running"]):
-                run_log.info("run completed")
-                await self._status_event(thread_id, workflow, "completed")
+                run = await self.store.get_run(thread_id)
+                if run is None or run.status != "running":
+                    run_log.warning("run stopped: it is %s", run.status if run else "gone")
+                    break
+            else:
+                await self._finish(graph, thread_id, workflow)
         except asyncio.CancelledError:
             if thread_id not in self._cancelling:
+                self._leased.add(thread_id)
                 raise  # shutdown: the run stays `running` and resumes from its checkpoint
             run_log.warning("run cancelled")
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            run_log.error("run failed: %s", error, exc_info=True)
-            try:
-                if await self.store.set_status(thread_id, "failed", expect=["running"], error=error):
-                    await self._status_event(thread_id, workflow, "failed", error=error)
-            except Exception:
-                logger.exception("could not record the failure of run %s", thread_id)
+            await self._fail(thread_id, workflow, exc)
+        if thread_id not in self._leased:
+            with contextlib.suppress(Exception):
+                await self.store.release(thread_id, self.node)
 
-    async def _status_event(self, thread_id: str, workflow: str, status: str, **extra: Any) -> None:
-        data = {"thread_id": thread_id, "workflow": workflow, "status": status, "at": _now(), **extra}
-        await self._publish({"type": "run_status", "data": data})
+    async def _finish(self, graph: Any, thread_id: str, workflow: str) -> None:
+        state = await graph.aget_state(self._config(thread_id))
+        if state.interrupts:
+            if await self.store.set_status(thread_id, "waiting_approval", expect=["running"]):
+                run_log.info("waiting for approval")
+                pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
+                self._status_event(thread_id, workflow, "waiting_approval", pending=pending)
+        elif await self.store.set_status(thread_id, "completed", expect=["running"]):
+            run_log.info("run completed")
+            self._status_event(thread_id, workflow, "completed")
 
-    async def _publish(self, event: dict[str, Any]) -> None:
-        # The bus is only the live path: a failed publish must never fail a run or a request.
+    async def _fail(self, thread_id: str, workflow: str, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        run_log.error("run failed: %s", error, exc_info=True)
         try:
-            await self.bus.publish(ADMIN_CHANNEL, _dumps(event))
+            if await self.store.set_status(thread_id, "failed", expect=["running"], error=error):
+                self._status_event(thread_id, workflow, "failed", error=error)
         except Exception:
-            logger.warning("could not publish %s event", event["type"], exc_info=True)
+            logger.exception("could not record the failure of run %s", thread_id)
+
+    def _status_event(self, thread_id: str, workflow: str, status: str, **extra: Any) -> None:
+        data = {"thread_id": thread_id, "workflow": workflow, "status": status, "at": _now(), **extra}
+        self._publish({"type": "run_status", "data": data})
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        # Through the outbox: a slow or absent bus never delays a run or a request.
+        self.outbox.put(ADMIN_CHANNEL, _dumps(event))
 
 
 def _dumps(value: Any) -> str:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -51,6 +52,11 @@ CREATE TABLE IF NOT EXISTS decisions (
     data TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_thread ON decisions (thread_id, decided_at);
+CREATE TABLE IF NOT EXISTS leases (
+    thread_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires DOUBLE PRECISION NOT NULL
+);
 CREATE TABLE IF NOT EXISTS logs (
     thread_id TEXT NOT NULL,
     seq BIGINT NOT NULL,
@@ -329,6 +335,26 @@ class PostgresStore:
     async def last_seq(self, thread_id: str) -> int:
         rows = await self._fetch("SELECT max(seq) AS m FROM logs WHERE thread_id = %s", (thread_id,))
         return int(rows[0]["m"] or 0) if rows else 0
+
+    async def claim(self, thread_id: str, owner: str, ttl: float) -> bool:
+        ts = time.time()
+        count = await self._execute(
+            "INSERT INTO leases VALUES (%s, %s, %s) ON CONFLICT (thread_id) DO UPDATE"
+            " SET owner = EXCLUDED.owner, expires = EXCLUDED.expires"
+            " WHERE leases.owner = EXCLUDED.owner OR leases.expires < %s",
+            (thread_id, owner, ts + ttl, ts),
+        )
+        return count == 1
+
+    async def renew(self, owner: str, thread_ids: Sequence[str], ttl: float) -> None:
+        if thread_ids:
+            await self._execute(
+                "UPDATE leases SET expires = %s WHERE owner = %s AND thread_id = ANY(%s)",
+                (time.time() + ttl, owner, list(thread_ids)),
+            )
+
+    async def release(self, thread_id: str, owner: str) -> None:
+        await self._execute("DELETE FROM leases WHERE thread_id = %s AND owner = %s", (thread_id, owner))
 
     async def ping(self) -> None:
         await self._execute("SELECT 1")

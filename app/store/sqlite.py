@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,11 @@ CREATE TABLE IF NOT EXISTS decisions (
     decided_at TEXT NOT NULL,
     decided_by TEXT,
     data TEXT
+);
+CREATE TABLE IF NOT EXISTS leases (
+    thread_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS logs (
     thread_id TEXT NOT NULL,
@@ -207,6 +213,30 @@ class SqliteStore:
             async with self._db.execute("SELECT max(seq) FROM logs WHERE thread_id = ?", (thread_id,)) as cur:
                 row = await cur.fetchone()
         return int(row[0] or 0) if row else 0
+
+    async def claim(self, thread_id: str, owner: str, ttl: float) -> bool:
+        ts = time.time()
+        with _guard():
+            cur = await self._db.execute(
+                "INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT (thread_id) DO UPDATE"
+                " SET owner = excluded.owner, expires = excluded.expires"
+                " WHERE leases.owner = excluded.owner OR leases.expires < ?",
+                (thread_id, owner, ts + ttl, ts),
+            )
+        return cur.rowcount == 1
+
+    async def renew(self, owner: str, thread_ids: Sequence[str], ttl: float) -> None:
+        if thread_ids:
+            marks = ",".join("?" * len(thread_ids))
+            with _guard():
+                await self._db.execute(
+                    f"UPDATE leases SET expires = ? WHERE owner = ? AND thread_id IN ({marks})",
+                    (time.time() + ttl, owner, *thread_ids),
+                )
+
+    async def release(self, thread_id: str, owner: str) -> None:
+        with _guard():
+            await self._db.execute("DELETE FROM leases WHERE thread_id = ? AND owner = ?", (thread_id, owner))
 
     async def ping(self) -> None:
         with _guard():
