@@ -10,8 +10,7 @@ import os
 import signal
 import sys
 
-from app.config import ConfigError, load_config, log_level
-from app.server import MODES, serve
+from app.config import MODES, ConfigError, load_config, log_level
 
 logger = logging.getLogger("beacon")
 
@@ -24,6 +23,7 @@ FLAGS = {
     "pubsub_url": ("pubsub.url", "memory:// or redis://host:port/db"),
     "store_url": ("store.url", "sqlite:///path or postgresql://…"),
     "log_level": ("logging.level", "DEBUG, INFO, WARNING, ERROR"),
+    "log_format": ("logging.format", "plain, or json: one JSON object per line"),
     "grace_period": ("runs.grace_period", "seconds running steps get to reach a checkpoint on shutdown"),
 }
 
@@ -33,7 +33,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="python run.py",
         description="Beacon: human-in-the-loop LangGraph workflows with a live Socket.IO console.",
         epilog="Precedence: flags > environment (REST_API_PORT, SOCKETIO_PORT, PUBSUB_URL, STORE_URL, "
-        "BEACON_<SECTION>_<KEY>, …) > config.toml > built-in defaults.",
+        "BEACON_<SECTION>_<KEY>, …) > config.toml > built-in defaults. "
+        "Client commands for a running Beacon: python run.py tail|start|approve|reject|runs --help.",
     )
     parser.add_argument(
         "mode",
@@ -49,13 +50,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def configure_logging(level: int) -> None:
+def configure_logging(level: int, fmt: str = "plain") -> None:
     logging.config.dictConfig(
         {
             "version": 1,
             "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
-            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "level": level}},
+            "formatters": {
+                "plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+                "json": {"()": "app.logformat.JsonFormatter"},
+            },
+            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": fmt, "level": level}},
             "root": {"handlers": ["console"], "level": level},
             "loggers": {
                 "app.realtime.socketio": {"level": "WARNING"},
@@ -70,9 +74,11 @@ async def main(args: argparse.Namespace) -> int:
     path = args.config or ("config.toml" if os.path.exists("config.toml") else None)
     overrides = {key: getattr(args, dest) for dest, (key, _) in FLAGS.items() if getattr(args, dest) is not None}
     cfg, warnings = load_config(path, os.environ, overrides)
-    configure_logging(log_level(cfg))
+    configure_logging(log_level(cfg), cfg.logging.format)
     for warning in warnings:
         logger.warning(warning)
+
+    from app.server import serve  # LangGraph and friends load only for server modes
 
     stop = asyncio.Event()
 
@@ -112,6 +118,10 @@ async def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
+    import app.cli
+
+    if sys.argv[1:2] and sys.argv[1] in app.cli.COMMANDS:  # a client command, not a server mode
+        sys.exit(app.cli.main(sys.argv[1:]))
     arguments = parse_args(sys.argv[1:])
     try:
         sys.exit(asyncio.run(main(arguments)))

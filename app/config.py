@@ -25,6 +25,11 @@ SEED_ENV = {
 }
 
 
+MODES = ("all", "rest", "realtime")
+# Read by the command-line client (app.cli), not by the server: no "unknown variable" warning.
+CLIENT_ENV = ("BEACON_API", "BEACON_SOCKETIO", "BEACON_TOKEN")
+
+
 class ConfigError(ValueError):
     """A configuration value that stops start-up; the message names the key."""
 
@@ -211,7 +216,7 @@ def load_config(
     for var, value in environ.items():
         if var in SEED_ENV:
             put(*SEED_ENV[var], value, var)
-        elif var.startswith("BEACON_"):
+        elif var.startswith("BEACON_") and var not in CLIENT_ENV:
             section, _, key = var[len("BEACON_") :].lower().partition("_")
             if section == "workflows" and key:
                 put(section, key, value, var)

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from app.config import Config, ConfigError
+from app.config import MODES, Config, ConfigError
 from app.realtime.app import create_realtime_app
 from app.rest.app import create_rest_app
 from app.services import Services, open_services
 
 logger = logging.getLogger(__name__)
 
-MODES = ("all", "rest", "realtime")
 
 
 @dataclass

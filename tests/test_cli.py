@@ -441,3 +441,40 @@ async def test_log_format_json_tags_a_runs_lines_with_its_thread_id(tmp_path: Pa
     assert "waiting for approval" in of_run
     stopped = [r for r in records if r["message"] == "stopped"]
     assert stopped and "thread_id" not in stopped[0] and stopped[0]["logger"] == "beacon"
+
+
+# -- the README's example ---------------------------------------------------------------
+
+
+async def test_readme_cli_example_runs(beacon: Beacon) -> None:
+    """The README's ```bash block with `python run.py tail` runs line by line, as written."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "python run.py tail" in b]
+    assert blocks, "README.md has no ```bash example of the CLI (python run.py start … tail …)"
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # `python` is this venv's
+    env = {"PATH": path, "BEACON_API": beacon.rest, "BEACON_SOCKETIO": beacon.realtime}
+    thread_id = ""
+    for line in (raw.split("#", 1)[0].strip() for raw in blocks[0].splitlines()):
+        if not line:
+            continue
+        if re.search(r"\b(approve|reject)\b", line):  # a person reads the draft first
+            await waiting_again(beacon, thread_id, len((await beacon.status(thread_id))["decisions"]))
+        if assign := re.fullmatch(r'(\w+)=\$\((.*)\)', line):
+            result = await shell(assign.group(2), env)
+            env[assign.group(1)] = thread_id = result.out.strip()
+        else:
+            result = await shell(line, env)
+        assert result.code == 0, (line, result.err)
+    done = await beacon.status(thread_id)
+    assert done["status"] in ("completed", "failed", "cancelled"), "the example's last tail exits on a final status"
+    assert "run completed" in result.out
+
+
+async def shell(line: str, env: dict[str, str]) -> Result:
+    proc = await asyncio.create_subprocess_exec(
+        "bash", "-c", line, cwd=ROOT, env=child_env(**env),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())

@@ -43,7 +43,7 @@ class Printer:
 
     def feed(self, line: Any) -> None:
         if not isinstance(line, dict) or line.get("thread_id") != self.thread_id:
-            return  # the firehose, before our subscription takes over
+            return  # another thread: a server without `firehose: false` sends all until we subscribe
         seq = line.get("seq")
         if not isinstance(seq, int) or seq <= self.last:
             return
@@ -102,7 +102,8 @@ class Follower:
             await self.sio.connect(
                 self.url,
                 headers=headers,
-                auth={"token": self.token} if self.token else None,
+                # No firehose: after a reconnect nothing may arrive before the resubscribe's replay.
+                auth={"firehose": False, **({"token": self.token} if self.token else {})},
                 namespaces=["/logs", "/admin"],
                 wait_timeout=10,
             )
