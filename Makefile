@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-long lint venv node ui packages clean
+.PHONY: run test test-long lint venv node ui packages bench clean
+BENCH_ARGS ?=
 
 venv: $(STAMP)
 
@@ -34,8 +35,16 @@ run: venv
 	else echo "npm not found: the admin UI is not built (/ui/ answers 404)"; fi
 	$(BIN)/python run.py
 
+bench/reference_node/node_modules/.package-lock.json: bench/reference_node/package-lock.json
+	npm ci --prefix bench/reference_node --no-audit --no-fund --loglevel=error
+
+# make bench: Beacon vs bare python-socketio vs Node socket.io, same client, same run (~25 min);
+# make bench BENCH_ARGS=--quick for a one-minute smoke run. Results: bench/results/
+bench: venv bench/reference_node/node_modules/.package-lock.json
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: venv
-	$(BIN)/ruff check app run.py tests
+	$(BIN)/ruff check app run.py tests bench
 	$(BIN)/mypy
 
 packages:
@@ -49,4 +58,5 @@ test-long: packages venv node
 
 clean:
 	rm -rf $(VENV) tests/node/node_modules admin-ui/node_modules admin-ui/.next admin-ui/out \
+		bench/reference_node/node_modules \
 		.pytest_cache .mypy_cache .ruff_cache
