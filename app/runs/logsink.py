@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 LOGS_CHANNEL = "logs"
 MARKER = "… [truncated {} bytes]"
+MAX_PENDING = 100_000  # lines held while the store is down; the oldest go first beyond it
+RETRY_DELAY = 0.5
 _formatter = logging.Formatter()
 
 
@@ -52,6 +54,8 @@ class LogSink(logging.Handler):
         self._loop_thread = threading.get_ident()
         self.written = 0
         self.failures = 0
+        self.dropped = 0
+        self._failing = False
 
     def emit(self, record: logging.LogRecord) -> None:
         thread_id = current_thread.get()
@@ -89,9 +93,22 @@ class LogSink(logging.Handler):
         batch, self._buffer = self._buffer, []
         try:
             await self._store.append_logs(batch)
-        except Exception:
+        except Exception as exc:
+            # Keep the lines (in order, ahead of newer ones) and try again: the store is the
+            # durable record, and live clients only get what it holds.
             self.failures += 1
-            logger.exception("could not store %d log lines", len(batch))
+            self._buffer[:0] = batch
+            if len(self._buffer) > MAX_PENDING:
+                self.dropped += len(self._buffer) - MAX_PENDING
+                del self._buffer[: len(self._buffer) - MAX_PENDING]
+            if not self._failing:
+                logger.warning("could not store %d log lines, retrying: %s", len(self._buffer), exc)
+            self._failing = True
+            await asyncio.sleep(RETRY_DELAY)
+            return
+        if self._failing:
+            logger.info("log lines are stored again")
+            self._failing = False
         self._outbox.put(LOGS_CHANNEL, orjson.dumps(batch).decode())
         self.written += len(batch)
 
