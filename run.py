@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 
-from app.config import MODES, ConfigError, load_config, log_level
+from app.config import MODES, Config, ConfigError, load_config, log_level
 
 logger = logging.getLogger("beacon")
 
@@ -45,6 +45,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "(needs PUBSUB_URL=redis://…)",
     )
     parser.add_argument("--config", metavar="PATH", help="TOML config file (default: ./config.toml if present)")
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow auth.enabled = false on a non-loopback address (anyone who reaches Beacon is admin)",
+    )
     for dest, (_, help_text) in FLAGS.items():
         parser.add_argument(f"--{dest.replace('_', '-')}", dest=dest, metavar="VALUE", help=help_text)
     return parser.parse_args(argv)
@@ -70,12 +75,27 @@ def configure_logging(level: int, fmt: str = "plain") -> None:
     )
 
 
+def login_line(host: str, port: int, token: str | None, cfg: Config) -> str:
+    """Like Jupyter: a URL that logs the admin UI in with the token file's admin token."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{shown}:{port}/ui/"
+    if not cfg.auth.enabled:
+        return f"Admin UI          {url}  (auth disabled)"
+    if token is None:
+        return f"Admin UI          {url}  (log in with a configured token)"
+    from app.auth import token_path
+
+    return f"Admin UI          {url}?token={token}  (token in {token_path(cfg)})"
+
+
 async def main(args: argparse.Namespace) -> int:
     path = args.config or ("config.toml" if os.path.exists("config.toml") else None)
     overrides = {key: getattr(args, dest) for dest, (key, _) in FLAGS.items() if getattr(args, dest) is not None}
     cfg, warnings = load_config(path, os.environ, overrides)
     configure_logging(log_level(cfg), cfg.logging.format)
-    for warning in warnings:
+    from app.auth import check_exposure
+
+    for warning in [*warnings, *check_exposure(cfg, args.insecure)]:
         logger.warning(warning)
 
     from app.server import serve  # LangGraph and friends load only for server modes
@@ -103,6 +123,7 @@ async def main(args: argparse.Namespace) -> int:
             print(
                 f"Beacon REST API   http://{cfg.rest.host}:{running.rest_port}  (OpenAPI at /openapi.json)", flush=True
             )
+            print(login_line(cfg.rest.host, running.rest_port, running.services.login_token, cfg), flush=True)
         if running.realtime_port:
             print(
                 f"Beacon Socket.IO  http://{cfg.realtime.host}:{running.realtime_port}  "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -58,6 +59,16 @@ class RealtimeConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    enabled: bool = True
+    # "name:role:secret" or "name:role:sha256:<hex digest of the secret>"; role viewer|operator|admin
+    tokens: tuple[str, ...] = ()
+    token_file: str = ""  # default: beacon.token beside the SQLite store (else data/beacon.token)
+    max_connections_per_token: int = 100
+    subscribe_rate: float = 20.0  # `subscribe`/`unsubscribe` events per second per connection (burst: 2 s)
+
+
+@dataclass(frozen=True)
 class PubSubConfig:
     url: str = "memory://"
     queue_size: int = 10000
@@ -92,6 +103,7 @@ DEFAULT_WORKFLOWS = {
 class Config:
     rest: RestConfig = field(default_factory=RestConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     pubsub: PubSubConfig = field(default_factory=PubSubConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     runs: RunsConfig = field(default_factory=RunsConfig)
@@ -141,6 +153,27 @@ def _cast(value: Any, kind: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {kind}")
 
 
+ROLES = ("viewer", "operator", "admin")
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+def parse_token(entry: str) -> tuple[str, str, str]:
+    """`name:role:secret` (or `name:role:sha256:<hex>`) → (name, role, secret); ConfigError if malformed."""
+    name, _, rest = entry.partition(":")
+    role, _, secret = rest.partition(":")
+    shown = f"{name}:{role}:…"  # never echo a secret
+    if not TOKEN_NAME.match(name):
+        raise ConfigError(f"auth.tokens={shown!r}: expected name:role:secret with a name of letters, digits, _.@-")
+    if role not in ROLES:
+        raise ConfigError(f"auth.tokens={shown!r}: role must be one of {', '.join(ROLES)}")
+    if secret.startswith("sha256:"):
+        if not re.fullmatch(r"[0-9a-f]{64}", secret[7:]):
+            raise ConfigError(f"auth.tokens={shown!r}: sha256: needs 64 lowercase hex digits")
+    elif len(secret) < 16:
+        raise ConfigError(f"auth.tokens={shown!r}: the secret must be at least 16 characters")
+    return name, role, secret
+
+
 def _validate(cfg: Config) -> None:
     for name, port in (("rest.port", cfg.rest.port), ("realtime.port", cfg.realtime.port)):
         if not 0 <= port <= 65535:
@@ -161,11 +194,19 @@ def _validate(cfg: Config) -> None:
         ("pubsub.queue_size", cfg.pubsub.queue_size),
         ("runs.replay_cap", cfg.runs.replay_cap),
         ("runs.max_line_bytes", cfg.runs.max_line_bytes),
+        ("auth.max_connections_per_token", cfg.auth.max_connections_per_token),
+        ("auth.subscribe_rate", cfg.auth.subscribe_rate),
     ):
         if value <= 0:
             raise ConfigError(f"{key}={value}: must be positive")
     if cfg.runs.grace_period < 0:
         raise ConfigError(f"runs.grace_period={cfg.runs.grace_period}: must not be negative")
+    names: set[str] = set()
+    for entry in cfg.auth.tokens:
+        name, role, secret = parse_token(entry)
+        if name in names:
+            raise ConfigError(f"auth.tokens: the name {name!r} is used twice")
+        names.add(name)
     for name, target in cfg.workflows.items():
         if not isinstance(target, str) or ":" not in target:
             raise ConfigError(f"workflows.{name}={target!r}: expected 'module:factory'")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from app.auth import Auth, load_auth
 from app.config import Config
 from app.metrics import Metrics
 from app.pubsub import Bus, create_backend
@@ -27,6 +29,8 @@ class Services:
     store: Store
     bus: Bus
     metrics: Metrics
+    auth: Auth
+    login_token: str | None = None  # the token file's admin secret, for the login URL run.py prints
     runs: RunManager | None = None  # only where the REST listener runs
 
 
@@ -46,8 +50,32 @@ async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # type: ignore[import-not-found,unused-ignore]
 
         async with AsyncPostgresSaver.from_conn_string(url) as saver:
-            await saver.setup()
+            async with schema_lock(url):
+                await saver.setup()
             yield saver
+
+
+@contextlib.asynccontextmanager
+async def schema_lock(url: str, timeout: float = 120.0) -> AsyncIterator[None]:
+    """Serialize LangGraph's migrations when several REST nodes start on a new database.
+
+    A try-lock in a loop, not pg_advisory_lock: the migrations build indexes CONCURRENTLY,
+    which wait for other sessions' open transactions, a blocked lock call among them.
+    """
+    import psycopg
+
+    from app.store.postgres import SCHEMA_LOCK
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (SCHEMA_LOCK,))).fetchone() or [0])[0]:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("another node holds the schema lock")
+            await asyncio.sleep(0.1)
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
 
 def _bus_metrics(metrics: Metrics, bus: Bus) -> Metrics:
@@ -71,10 +99,11 @@ def _bus_metrics(metrics: Metrics, bus: Bus) -> Metrics:
 @contextlib.asynccontextmanager
 async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator[Services]:
     workflows = load_workflows(cfg.workflows) if with_runs else {}
+    auth, login_token = load_auth(cfg)
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(cfg.store.url))
         bus = await stack.enter_async_context(Bus(create_backend(cfg.pubsub.url), cfg.pubsub.queue_size))
-        services = Services(cfg, store, bus, _bus_metrics(Metrics(), bus))
+        services = Services(cfg, store, bus, _bus_metrics(Metrics(), bus), auth, login_token)
         if with_runs:
             checkpointer = await stack.enter_async_context(open_checkpointer(cfg.store.url))
             outbox = await stack.enter_async_context(Outbox(bus).running())

@@ -22,6 +22,10 @@ from app.config import Config, load_config
 from app.server import Running, serve
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every Beacon the suite starts knows this admin token; clients send it (auth stays on in tests).
+TOKEN = "test-admin-token-0123456789abcdef"
+TOKEN_ENTRY = f"test-admin:admin:{TOKEN}"
+AUTH_HEADER = {"Authorization": f"Bearer {TOKEN}"}
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -63,6 +67,7 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         "realtime.port": 0,
         "store.url": f"sqlite:///{tmp_path}/beacon.sqlite",
         "runs.grace_period": 2.0,
+        "auth.tokens": TOKEN_ENTRY,
     }
     cfg, _ = load_config(None, {}, {**base, **overrides})
     return cfg
@@ -110,7 +115,7 @@ class Beacon:
 
 @contextlib.asynccontextmanager
 async def running_beacon(cfg: Config) -> AsyncIterator[Beacon]:
-    async with serve(cfg) as running, aiohttp.ClientSession() as http:
+    async with serve(cfg) as running, aiohttp.ClientSession(headers=AUTH_HEADER) as http:
         yield Beacon(cfg, running, http)
 
 
@@ -163,6 +168,7 @@ async def connect() -> AsyncIterator[ClientFactory]:
 
     async def factory(url: str, namespaces: tuple[str, ...] = ("/logs", "/admin"), **kw: Any) -> Client:
         client = Client(socketio.AsyncClient(reconnection=kw.pop("reconnection", False)))
+        kw["auth"] = {"token": TOKEN, **(kw.get("auth") or {})}
         if "/logs" in namespaces:
             client.sio.on("log", client.logs.append, namespace="/logs")
         if "/admin" in namespaces:

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import ROOT, Beacon, eventually, free_port
+from conftest import AUTH_HEADER, ROOT, TOKEN, TOKEN_ENTRY, Beacon, eventually, free_port
 from faultproxy import FaultProxy
 
 from app.cli import COMMANDS
@@ -32,7 +32,7 @@ LINE = re.compile(r"^\s*(\d+) \d\d:\d\d:\d\d\.\d{3} (\w+)\s+(.*)$")
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_ENV)}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+    return {**env, "PYTHONUNBUFFERED": "1", "BEACON_TOKEN": TOKEN, "BEACON_AUTH_TOKENS": TOKEN_ENTRY, **extra}
 
 
 @dataclass
@@ -194,13 +194,13 @@ async def test_approve_and_reject_comments_reach_status(beacon: Beacon) -> None:
     second = (await waiting_again(beacon, thread_id, 1))["pending"][0]["interrupt_id"]
 
     approved = await cli(
-        "approve", thread_id, "--comment", "ship it", "--interrupt-id", second, *against(beacon), BEACON_TOKEN="t0k"
+        "approve", thread_id, "--comment", "ship it", "--interrupt-id", second, *against(beacon), BEACON_TOKEN=TOKEN
     )
     assert approved.code == 0, approved.err
     done = await beacon.wait_status(thread_id, "completed")
-    assert [(d["interrupt_id"], d["decision"], d["comment"]) for d in done["decisions"]] == [
-        (first, "reject", "add the figures"),
-        (second, "approve", "ship it"),
+    assert [(d["interrupt_id"], d["decision"], d["comment"], d["decided_by"]) for d in done["decisions"]] == [
+        (first, "reject", "add the figures", "test-admin"),
+        (second, "approve", "ship it", "test-admin"),
     ]
     assert "add the figures" in done["values"]["draft"]
 
@@ -408,7 +408,7 @@ async def test_log_format_json_tags_a_runs_lines_with_its_thread_id(tmp_path: Pa
             sys.executable, *argv, cwd=ROOT, env=child_env(), stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err
         )
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5), headers=AUTH_HEADER) as http:
 
             async def healthy() -> bool:
                 assert proc.returncode is None, (tmp_path / "err").read_text()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import socketio
-from conftest import Beacon, ClientFactory, eventually, make_config, running_beacon
+from conftest import TOKEN, Beacon, ClientFactory, eventually, make_config, running_beacon
 from faultproxy import FaultProxy
 
 from app.runs.context import current_thread
@@ -157,7 +157,10 @@ async def test_reset_mid_burst_recovers_every_line_d1(stack_beacon: Beacon) -> N
     async with FaultProxy(beacon.running.realtime_port) as proxy:
         # No firehose: live lines must not arrive between a reconnect and its resubscribe.
         await sio.connect(
-            f"http://127.0.0.1:{proxy.port}", namespaces=["/logs"], transports=["websocket"], auth={"firehose": False}
+            f"http://127.0.0.1:{proxy.port}",
+            namespaces=["/logs"],
+            transports=["websocket"],
+            auth={"firehose": False, "token": TOKEN},
         )
         try:
             await eventually(lambda: acks, 5)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI, ROOT, Beacon, eventually, need_binary
+from conftest import IN_CI, ROOT, TOKEN, Beacon, eventually, need_binary
 
 NODE_DIR = ROOT / "tests" / "node"
 SCRIPT = NODE_DIR / "flow.mjs"
@@ -111,6 +112,7 @@ async def node_client(tmp_path: Path) -> AsyncIterator[NodeFactory]:
                 transport,
                 str(seconds),
                 cwd=NODE_DIR,
+                env={**os.environ, "BEACON_TOKEN": TOKEN},
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,

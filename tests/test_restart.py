@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import ROOT, eventually, free_port, make_config, running_beacon
+from conftest import AUTH_HEADER, ROOT, TOKEN_ENTRY, eventually, free_port, make_config, running_beacon
 
 STEPS = ["build", "test", "migrate", "rollout", "verify"]
 # Variables that would override the flags' neighbours in the child's configuration.
@@ -64,6 +64,7 @@ class BeaconProcess:
         self.outputs += [out, err]
         env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_ENV)}
         env["PYTHONUNBUFFERED"] = "1"
+        env["BEACON_AUTH_TOKENS"] = TOKEN_ENTRY
         argv = [
             sys.executable,
             "run.py",
@@ -154,7 +155,7 @@ class BeaconProcess:
 @pytest.fixture
 async def beacon_proc(tmp_path: Path) -> AsyncIterator[BeaconProcess]:
     timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(timeout=timeout) as http:
+    async with aiohttp.ClientSession(timeout=timeout, headers=AUTH_HEADER) as http:
         process = BeaconProcess(tmp_path, http)
         try:
             yield process

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, ROOT, Beacon, free_port, make_config, need_binary, running_beacon
+from conftest import IN_CI, ROOT, TOKEN, Beacon, free_port, make_config, need_binary, running_beacon
 from faultproxy import FaultProxy
 from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
 
@@ -50,8 +50,10 @@ class UI:
     def url(self, path: str) -> str:
         return self.beacon.rest + path
 
-    async def page(self, width: int = 1280) -> Page:
+    async def page(self, width: int = 1280, login: bool = True) -> Page:
         context = await self.browser.new_context(viewport={"width": width, "height": 900 if width > 600 else 844})
+        if login:  # as if logged in through the start-up URL: the token is in the tab's sessionStorage
+            await context.add_init_script(f"sessionStorage.setItem('beacon.token', {TOKEN!r})")
         page = await context.new_page()
         page.set_default_timeout(15_000)
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: {exc}"))
@@ -243,7 +245,7 @@ async def test_someone_else_decided_409(ui: UI) -> None:
     await approval.get_by_role("button", name="Yes, approve").click()
     notices = page.locator(".notices")
     await expect(notices).to_contain_text("Not recorded: someone else already decided this approval")
-    await expect(notices).to_contain_text("Someone else rejected this: “not yet”")
+    await expect(notices).to_contain_text("Someone else rejected this by test-admin: “not yet”")
     await shot(page, "run-detail-409")
     decisions = (await beacon.status(thread_id))["decisions"]
     assert [(d["decision"], d["comment"]) for d in decisions] == [("reject", "not yet")]
@@ -348,3 +350,16 @@ async def test_screenshots_of_every_page(ui: UI) -> None:
         await expect(page.locator(".spark figcaption")).to_contain_text(re.compile(r"last [2-9] s"))
         await shot(page, "health")
         await page.context.close()
+
+
+async def test_login_url_keeps_the_token_for_the_tab(ui: UI) -> None:
+    page = await ui.page(login=False)
+    await page.goto(ui.url("/ui/"))
+    await expect(page).to_have_url(re.compile(r"/ui/login/\?"))  # no token: the login page
+    thread_id = await ui.beacon.start("review", {"topic": "login", "delay": 0})
+    await page.goto(ui.url(f"/ui/?token={TOKEN}"))
+    await expect(page.locator(f"a[href*='{thread_id}']")).to_be_visible()
+    assert "token" not in page.url  # dropped from the address bar and the history
+    assert await page.evaluate("sessionStorage.getItem('beacon.token')") == TOKEN
+    await expect(conn(page)).to_have_attribute("data-state", "connected")  # Socket.IO took the token too
+    await page.context.close()

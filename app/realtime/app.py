@@ -14,6 +14,7 @@ from aiohttp import web
 from app.keys import admin_ns_key, bridge_key, config_key, logs_ns_key, services_key, sio_key, started_key
 from app.metrics import metrics_handler
 from app.realtime.bridge import Bridge
+from app.realtime.guard import Guard
 from app.realtime.health import allow_origins, health, stats
 from app.realtime.namespaces import AdminNamespace, LogsNamespace
 from app.realtime.subscriptions import Subscriptions
@@ -30,6 +31,20 @@ def _library_logger(name: str) -> logging.Logger:
     return lib
 
 
+class Server(socketio.AsyncServer):
+    async def _handle_event(self, eio_sid: str, namespace: str, id: int | None, data: object) -> None:
+        # A client may not fire `connect`/`disconnect` handlers itself, nor name an event with a non-string.
+        if not isinstance(data, list) or not data or not isinstance(data[0], str) or data[0] in self.reserved_events:
+            self.logger.warning("ignoring a malformed event from %s", eio_sid)
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+
+
 async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
     bridge = app[bridge_key]
     tasks = [
@@ -41,6 +56,7 @@ async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await app[logs_ns_key].subs.close()
+    await app[logs_ns_key].guard.close()
 
 
 async def disconnect_clients(app: web.Application) -> None:
@@ -50,14 +66,19 @@ async def disconnect_clients(app: web.Application) -> None:
         for sid in list(ns.clients):
             with contextlib.suppress(Exception):
                 await sio.disconnect(sid, namespace=ns.namespace)
-    await sio.eio.disconnect()  # close the Engine.IO transports too, so no websocket handler lingers
+    # Close the Engine.IO transports too, so no websocket handler lingers. Bounded: closing a polling
+    # socket whose client went away (a page left mid-handshake) waits for a poll that never comes.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(sio.eio.disconnect(), 2.0)
     await sio.shutdown()
 
 
 def create_realtime_app(services: Services) -> web.Application:
     cfg = services.config.realtime
     origins = cfg.cors_origins
-    sio = socketio.AsyncServer(
+    if "*" in origins:
+        logger.warning("SOCKETIO_CORS_ORIGINS is '*': any web site may open Socket.IO connections to Beacon")
+    sio = Server(
         async_mode="aiohttp",
         cors_allowed_origins="*" if "*" in origins else list(origins),
         ping_interval=cfg.ping_interval,
@@ -73,7 +94,12 @@ def create_realtime_app(services: Services) -> web.Application:
         await sio.emit("log", line, to=sid, namespace="/logs")
 
     subs = Subscriptions(services.store, emit_line, services.config.runs.replay_cap)
-    logs_ns, admin_ns = LogsNamespace(subs), AdminNamespace()
+    async def disconnect(sid: str, namespace: str) -> None:
+        await sio.disconnect(sid, namespace=namespace)
+
+    auth = services.config.auth
+    guard = Guard(services.auth, auth.max_connections_per_token, auth.subscribe_rate, disconnect)
+    logs_ns, admin_ns = LogsNamespace(subs, guard), AdminNamespace(guard)
     sio.register_namespace(logs_ns)
     sio.register_namespace(admin_ns)
 
@@ -87,6 +113,7 @@ def create_realtime_app(services: Services) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
     app.on_response_prepare.append(allow_origins(origins))
+    app.on_response_prepare.append(security_headers)
     app.router.add_get("/metrics", metrics_handler(services.metrics))
     services.metrics.family(
         "gauge",

@@ -8,6 +8,7 @@ from typing import Any
 
 import socketio
 
+from app.realtime.guard import Guard
 from app.realtime.subscriptions import LEVELS, Subscriptions
 
 logger = logging.getLogger(__name__)
@@ -18,24 +19,41 @@ MAX_SUBSCRIPTIONS = 100
 
 
 class Counted(socketio.AsyncNamespace):
-    """A namespace that knows its connected clients (for /health and /stats)."""
+    """A namespace that admits clients by token and role and knows them (for /health and /stats)."""
 
-    def __init__(self, namespace: str) -> None:
+    role = "admin"
+
+    def __init__(self, namespace: str, guard: Guard) -> None:
         super().__init__(namespace)
+        self.guard = guard
         self.clients: set[str] = set()
 
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        # Every client event: rate limited, and answered even when unknown, so a call never hangs.
+        if not self.guard.allow_event(args[0], self.namespace):
+            return {"error": "rate limited: too many events"}
+        if not hasattr(self, f"on_{event}") or event in ("connect", "disconnect"):
+            return {"error": f"unknown event {event[:64]!r}"}
+        return await super().trigger_event(event, *args)
+
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        self.guard.admit(sid, self.namespace, auth, self.role)
         self.clients.add(sid)
 
     async def on_disconnect(self, sid: str, reason: str | None = None) -> None:
+        self.guard.release(sid, self.namespace)
         self.clients.discard(sid)
 
 
 class LogsNamespace(Counted):
     """`log` to everyone (the firehose) unless a client subscribes to threads."""
 
-    def __init__(self, subscriptions: Subscriptions) -> None:
-        super().__init__("/logs")
+    role = "viewer"
+
+    def __init__(self, subscriptions: Subscriptions, guard: Guard) -> None:
+        super().__init__("/logs", guard)
         self.subs = subscriptions
         # Clients that connected with auth {"firehose": false}: a reconnecting client that will
         # resubscribe with `since` must not see live lines before its replay.
@@ -92,5 +110,5 @@ class LogsNamespace(Counted):
 class AdminNamespace(Counted):
     """`admin_event` to every client: run events, status changes, decisions."""
 
-    def __init__(self) -> None:
-        super().__init__("/admin")
+    def __init__(self, guard: Guard) -> None:
+        super().__init__("/admin", guard)

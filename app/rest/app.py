@@ -10,20 +10,39 @@ from aiohttp import web
 from app.keys import config_key, probe_key, runs_key, services_key, started_key
 from app.metrics import metrics_handler
 from app.rest.health import probe_ctx
-from app.rest.middlewares import errors, security_headers, timing
+from app.rest.middlewares import authenticate, cors, errors, security_headers, timing
 from app.rest.openapi import openapi
 from app.rest.probe import Probe
-from app.rest.routes import setup_routes
+from app.rest.routes import ROUTES, setup_routes
 from app.rest.ui import setup_ui
 from app.services import Services
+
+# Routes outside the table (not in the OpenAPI document) and who may call them.
+EXTRA_ROLES = {
+    ("GET", "/openapi.json"): "public",
+    ("GET", "/metrics"): "viewer",
+    ("GET", "/ui/config.json"): "public",
+    ("GET", "/ui/{path}"): "public",  # static files; every piece of data comes over the API
+    ("GET", "/ui"): "public",
+    ("GET", "/"): "public",
+}
+
+
+def route_roles() -> dict[tuple[str, str], str]:
+    return {**{(r.method, r.path): r.role for r in ROUTES}, **EXTRA_ROLES}
 
 
 def create_rest_app(services: Services) -> web.Application:
     if services.runs is None:
         raise ValueError("the REST app needs the run manager (open_services(with_runs=True))")
-    app = web.Application(
-        middlewares=[timing(services.metrics), errors], client_max_size=services.config.rest.max_body_bytes
-    )
+    cfg = services.config
+    middlewares = [
+        cors(cfg.realtime.cors_origins),
+        timing(services.metrics),
+        errors,
+        authenticate(services.auth, route_roles()),
+    ]
+    app = web.Application(middlewares=middlewares, client_max_size=cfg.rest.max_body_bytes)
     app[config_key] = services.config
     app[services_key] = services
     app[runs_key] = services.runs

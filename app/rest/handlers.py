@@ -12,7 +12,7 @@ from aiohttp import web
 from app.errors import NotFound
 from app.keys import probe_key, runs_key, services_key, started_key
 from app.rest import schemas
-from app.rest.middlewares import InvalidQuery
+from app.rest.middlewares import InvalidQuery, token_key
 from app.rest.openapi import input_json_schema
 from app.rest.parsing import json_body, query, thread_id
 
@@ -42,7 +42,12 @@ async def approve(request: web.Request) -> web.Response:
     tid = thread_id(request)
     body = await json_body(request, APPROVE)
     decision = await request.app[runs_key].decide(
-        tid, body["decision"], comment=body["comment"], interrupt_id=body["interrupt_id"], data=body["data"]
+        tid,
+        body["decision"],
+        comment=body["comment"],
+        interrupt_id=body["interrupt_id"],
+        data=body["data"],
+        decided_by=request[token_key].name,
     )
     return web.json_response(
         {
@@ -54,7 +59,7 @@ async def approve(request: web.Request) -> web.Response:
 
 
 async def cancel(request: web.Request) -> web.Response:
-    run = await request.app[runs_key].cancel(thread_id(request))
+    run = await request.app[runs_key].cancel(thread_id(request), by=request[token_key].name)
     return web.json_response(RUN_OUT.dump(run))
 
 

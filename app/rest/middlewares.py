@@ -6,18 +6,21 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from marshmallow import ValidationError
 
+from app.auth import Auth, Denied, Token
 from app.errors import BeaconError
 from app.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 request_id_key = web.RequestKey("request_id", str)
+token_key = web.RequestKey("token", Token)
 
 
 class BadRequest(BeaconError):
@@ -90,3 +93,63 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     if request_id_key in request:
         response.headers.setdefault("X-Request-Id", request[request_id_key])
+
+
+def authenticate(auth: Auth, roles: Mapping[tuple[str, str], str]) -> Any:
+    """Bearer tokens against each route's role; a matched route missing from `roles` needs admin."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        match = request.match_info
+        if match.http_exception is not None:  # 404 / 405: nothing to protect
+            return await handler(request)
+        resource = match.route.resource
+        method = "GET" if request.method == "HEAD" else request.method
+        role = roles.get((method, resource.canonical if resource else ""), "admin")
+        header = request.headers.get("Authorization", "")
+        scheme, _, secret = header.partition(" ")
+        try:
+            request[token_key] = auth.check(secret.strip() if scheme.lower() == "bearer" else None, role)
+        except Denied as exc:
+            if exc.reason == "unauthorized":
+                message = "a bearer token is required" if not header else "unknown or revoked token"
+                headers = {"WWW-Authenticate": 'Bearer realm="beacon"'}
+                return error_response(request, 401, "unauthorized", message, headers=headers)
+            return error_response(request, 403, "forbidden", f"this needs the {role} role or above", {"role": role})
+        return await handler(request)
+
+    return middleware
+
+
+def cors(origins: tuple[str, ...]) -> Any:
+    """Let the admin UI on another origin (`realtime.cors_origins`) call the API with its token."""
+    any_origin = "*" in origins
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        allowed = origin is not None and (any_origin or origin in origins)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            if not allowed:
+                return web.Response(status=403, text="origin not allowed")
+            response: web.StreamResponse = web.Response(
+                status=204,
+                headers={
+                    "Access-Control-Allow-Methods": "GET, POST",
+                    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-Id",
+                    "Access-Control-Max-Age": "600",
+                },
+            )
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                response = exc
+        if allowed and origin:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
+
+    return middleware

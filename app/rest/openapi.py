@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 ERROR_TEXT = {
     400: "Malformed request",
+    401: "No or unknown bearer token",
+    403: "The token's role is too small",
     404: "Not found",
     409: "Wrong state",
     413: "Body too large",
@@ -35,6 +37,7 @@ def _spec() -> APISpec:
         info={"description": "Human-in-the-loop LangGraph workflows: runs, approvals, administration."},
     )
     spec.components.schema("Error", schema=Error)
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     return spec
 
 
@@ -50,6 +53,9 @@ def build_openapi(routes: tuple[Route, ...]) -> dict[str, Any]:
                 str(route.status): {"description": "OK", "content": {"application/json": {"schema": route.response}}}
             },
         }
+        if route.role != "public":
+            op["security"] = [{"bearer": []}]
+            op["description"] = f"Needs a token with role {route.role} or above."
         params = []
         for name in re.findall(r"{(\w+)}", route.path):
             params.append(
@@ -66,7 +72,8 @@ def build_openapi(routes: tuple[Route, ...]) -> dict[str, Any]:
             op["parameters"] = params
         if route.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": route.body}}}
-        for code in sorted({*route.errors, 500}):
+        auth_errors = (401, 403) if route.role != "public" else ()
+        for code in sorted({*route.errors, *auth_errors, 500}):
             op["responses"][str(code)] = {
                 "description": ERROR_TEXT.get(code, "Internal error"),
                 "content": {"application/json": {"schema": "Error"}},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from marshmallow import Schema
@@ -24,6 +24,9 @@ class Route:
     query: type[Schema] | None = None
     errors: tuple[int, ...] = ()
     tag: str = "runs"
+    # The smallest role allowed (viewer < operator < admin), or "public": no default, so a new
+    # route cannot ship without a decision (tests/test_auth.py walks this table).
+    role: str = field(kw_only=True)
 
 
 ROUTES = (
@@ -36,6 +39,7 @@ ROUTES = (
         202,
         body=s.StartRequest,
         errors=(400, 404, 409, 413, 415, 422, 503),
+        role="operator",
     ),
     Route(
         "GET",
@@ -44,6 +48,7 @@ ROUTES = (
         "A run's status, pending approval and state",
         s.Status,
         errors=(404, 422, 503),
+        role="viewer",
     ),
     Route(
         "POST",
@@ -53,6 +58,7 @@ ROUTES = (
         s.ApproveResponse,
         body=s.ApproveRequest,
         errors=(400, 404, 409, 413, 415, 422, 503),
+        role="operator",
     ),
     Route(
         "GET",
@@ -63,9 +69,17 @@ ROUTES = (
         query=s.RunsQuery,
         errors=(400, 503),
         tag="admin",
+        role="viewer",
     ),
     Route(
-        "GET", "/admin/runs/{thread_id}", h.get_run, "One run in detail", s.Status, errors=(404, 422, 503), tag="admin"
+        "GET",
+        "/admin/runs/{thread_id}",
+        h.get_run,
+        "One run in detail",
+        s.Status,
+        errors=(404, 422, 503),
+        tag="admin",
+        role="viewer",
     ),
     Route(
         "GET",
@@ -76,6 +90,7 @@ ROUTES = (
         query=s.HistoryQuery,
         errors=(400, 404, 422, 503),
         tag="admin",
+        role="viewer",
     ),
     Route(
         "GET",
@@ -86,6 +101,7 @@ ROUTES = (
         query=s.LogsQuery,
         errors=(400, 404, 422, 503),
         tag="admin",
+        role="viewer",
     ),
     Route(
         "POST",
@@ -95,11 +111,15 @@ ROUTES = (
         s.RunOut,
         errors=(404, 409, 422, 503),
         tag="admin",
+        role="operator",
     ),
     Route(
-        "GET", "/admin/workflows", h.workflows, "Registered workflows and their input schemas", s.Workflows, tag="admin"
+        "GET", "/admin/workflows", h.workflows, "Registered workflows and their input schemas",
+        s.Workflows,
+        tag="admin",
+        role="viewer",
     ),
-    Route("GET", "/admin/stats", h.stats, "Run counts and server statistics", s.Stats, tag="admin"),
+    Route("GET", "/admin/stats", h.stats, "Run counts and server statistics", s.Stats, tag="admin", role="admin"),
     Route(
         "GET",
         "/health",
@@ -108,6 +128,7 @@ ROUTES = (
         s.Health,
         errors=(503,),
         tag="health",
+        role="public",
     ),
 )
 

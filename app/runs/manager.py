@@ -169,18 +169,21 @@ class RunManager:
         self._spawn(thread_id, run.workflow, Command(resume={interrupt_id: resume}))
         return record
 
-    async def cancel(self, thread_id: str) -> Run:
+    async def cancel(self, thread_id: str, by: str | None = None, comment: str | None = None) -> Run:
         async with self._lock(thread_id):
             run = await self._get(thread_id)
             if not await self.store.set_status(thread_id, "cancelled", expect=ACTIVE):
                 raise Conflict(f"run is {run.status}; only running or waiting runs can be cancelled")
+            # Recorded like a decision (no interrupt), so /status shows who cancelled and when.
+            record = Decision(thread_id, "", "cancel", comment, _now(), by)
+            await self.store.record_decision(record)
             task = self._stop_local(thread_id)
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
         elif run.status == "running":
             # Another node executes it; it also stops at its next checkpoint if this is lost.
             self.outbox.put(CONTROL_CHANNEL, _dumps({"type": "cancel", "thread_id": thread_id}))
-        self._status_event(thread_id, run.workflow, "cancelled")
+        self._status_event(thread_id, run.workflow, "cancelled", cancelled_by=by, decided_at=record.decided_at)
         return await self._get(thread_id)
 
     def _stop_local(self, thread_id: str) -> asyncio.Task[None] | None:
@@ -289,6 +292,17 @@ class RunManager:
     def _lock(self, thread_id: str) -> asyncio.Lock:
         return self._locks.setdefault(thread_id, asyncio.Lock())
 
+    async def _still_running(self, thread_id: str) -> bool:
+        """Cancelled elsewhere? A store that cannot answer right now does not stop the run."""
+        try:
+            run = await self.store.get_run(thread_id)
+        except StoreUnavailable:
+            return True
+        if run is None or run.status != "running":
+            run_log.warning("run stopped: it is %s", run.status if run else "gone")
+            return False
+        return True
+
     async def _get(self, thread_id: str) -> Run:
         run = await self.store.get_run(thread_id)
         if run is None:
@@ -327,9 +341,7 @@ class RunManager:
                 if self._draining:
                     self._leased.add(thread_id)
                     return  # stopped at a saved checkpoint; resumed on the next start-up
-                run = await self.store.get_run(thread_id)
-                if run is None or run.status != "running":
-                    run_log.warning("run stopped: it is %s", run.status if run else "gone")
+                if not await self._still_running(thread_id):
                     break
             else:
                 await self._finish(graph, thread_id, workflow)

@@ -10,6 +10,7 @@
 //   {"exit":"completed"|"timeout"|"stdin closed"}                            last line
 // After a run_status `completed` the script still prints what arrives until the connection has
 // been quiet for SETTLE_MS: the run's last log lines travel on another channel than its status.
+// The token comes from the environment (BEACON_TOKEN) and goes in the connect auth payload.
 // stdin, one JSON command a line: {"emit":"subscribe","ns":"/logs","data":{"thread_id":"…","since":0}}
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
@@ -22,6 +23,7 @@ if (!url || !["websocket", "polling"].includes(transport) || !(Number(seconds) >
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 const options = { transports: [transport], reconnection: false, timeout: 10000 };
+if (process.env.BEACON_TOKEN) options.auth = { token: process.env.BEACON_TOKEN };
 // Exactly the seed's examples: io('http://localhost:7000/logs') and io('http://localhost:7000/admin').
 const sockets = { "/logs": io(`${url}/logs`, options), "/admin": io(`${url}/admin`, options) };
 

@@ -26,7 +26,7 @@ export interface Pending {
 }
 export interface Decision {
   interrupt_id: string;
-  decision: "approve" | "reject";
+  decision: "approve" | "reject" | "cancel";
   comment: string | null;
   decided_at: string;
   decided_by: string | null;
@@ -114,12 +114,43 @@ export function apiBase(): string {
   return port === "3000" ? `${protocol}//${hostname}:8000` : origin; // `next dev` beside a local Beacon
 }
 
+const TOKEN_KEY = "beacon.token";
+
+/** The bearer token: `?token=` in the URL (then dropped from the address bar), else this tab's sessionStorage. */
+export function authToken(): string | null {
+  if (!browser()) return null;
+  const url = new URL(window.location.href);
+  const fromUrl = url.searchParams.get("token");
+  if (fromUrl) {
+    sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    url.searchParams.delete("token");
+    window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
+  }
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setAuthToken(token: string | null): void {
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+/** Send the browser to the login page, coming back here afterwards. */
+export function toLogin(reason: string): void {
+  if (window.location.pathname.startsWith(`${BASE_PATH}/login`)) return;
+  const next = window.location.pathname + window.location.search;
+  window.location.assign(`${BASE_PATH}/login/?reason=${encodeURIComponent(reason)}&next=${encodeURIComponent(next)}`);
+}
+
 async function call<T>(method: string, path: string, body?: unknown, base = apiBase()): Promise<T> {
   let resp: Response;
+  const token = authToken();
+  const headers: Record<string, string> = body === undefined ? {} : { "Content-Type": "application/json" };
+  // Only the REST API takes the token; the realtime /health and /stats are public (no CORS preflight).
+  if (token && base === apiBase()) headers.Authorization = `Bearer ${token}`;
   try {
     resp = await fetch(base + path, {
       method,
-      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
     });
@@ -127,6 +158,7 @@ async function call<T>(method: string, path: string, body?: unknown, base = apiB
     throw new ApiError(0, "network", `cannot reach ${base || "the server"}: ${(err as Error).message}`);
   }
   const data = await resp.json().catch(() => null);
+  if (resp.status === 401 && base === apiBase()) toLogin(token ? "unknown or revoked token" : "");
   if (!resp.ok) {
     throw new ApiError(
       resp.status,
@@ -228,8 +260,10 @@ export class Realtime {
       reconnectionDelay: 500,
       reconnectionDelayMax: 5000,
     });
-    this.admin = this.manager.socket("/admin");
-    this.logs = this.manager.socket("/logs");
+    // A function: a reconnect sends the token the tab holds then.
+    const auth = (cb: (data: object) => void) => cb({ token: authToken() });
+    this.admin = this.manager.socket("/admin", { auth });
+    this.logs = this.manager.socket("/logs", { auth });
     for (const socket of [this.admin, this.logs]) {
       socket.on("connect", this.update);
       socket.on("connect_error", this.update);

@@ -197,7 +197,7 @@ function RunView({ threadId }: { threadId: string }) {
               <ul className="decisions">
                 {run.decisions.map((d) => (
                   <li key={d.interrupt_id + d.decided_at}>
-                    <strong>{d.decision === "approve" ? "approved" : "rejected"}</strong> {fmtTime(d.decided_at)}
+                    <strong>{d.decision === "approve" ? "approved" : d.decision === "cancel" ? "cancelled" : "rejected"}</strong> {fmtTime(d.decided_at)}
                     {d.decided_by && ` by ${d.decided_by}`}
                     {d.comment && <q>{d.comment}</q>}
                   </li>

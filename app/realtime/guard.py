@@ -1,0 +1,111 @@
+"""Who may connect to a namespace, how many sockets a token holds, and how fast a socket may emit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from socketio.exceptions import ConnectionRefusedError
+
+from app.auth import Auth, Denied, Token
+
+logger = logging.getLogger(__name__)
+
+Disconnect = Callable[[str, str], Awaitable[None]]  # (sid, namespace)
+
+
+@dataclass
+class Bucket:
+    """A token bucket: `rate` events per second, bursts of two seconds' worth."""
+
+    rate: float
+    tokens: float = 0.0
+    stamp: float = field(default_factory=time.monotonic)
+    refused: int = 0
+
+    def __post_init__(self) -> None:
+        self.tokens = self.rate * 2
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.rate * 2, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.refused += 1
+        return False
+
+
+class Guard:
+    """Connection checks shared by both namespaces of one realtime app."""
+
+    def __init__(self, auth: Auth, max_per_token: int, rate: float, disconnect: Disconnect) -> None:
+        self.auth = auth
+        self.max_per_token = max_per_token
+        self.rate = rate
+        self._disconnect = disconnect
+        self._sockets: dict[str, set[tuple[str, str]]] = {}  # token name → {(sid, namespace)}
+        self._owner: dict[tuple[str, str], str] = {}
+        self._buckets: dict[tuple[str, str], Bucket] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        auth.on_revoke(self._revoked)
+
+    def admit(self, sid: str, namespace: str, auth: object, role: str) -> Token:
+        """Check the connect `auth` payload; raises ConnectionRefusedError with a message."""
+        secret = auth.get("token") if isinstance(auth, dict) else None
+        try:
+            token = self.auth.check(secret, role)
+        except Denied as exc:
+            raise ConnectionRefusedError(exc.reason) from None
+        held = self._sockets.setdefault(token.name, set())
+        if self.auth.enabled and len(held) >= self.max_per_token:
+            raise ConnectionRefusedError(f"too many connections for this token (at most {self.max_per_token})")
+        held.add((sid, namespace))
+        self._owner[(sid, namespace)] = token.name
+        self._buckets[(sid, namespace)] = Bucket(self.rate)
+        return token
+
+    def release(self, sid: str, namespace: str) -> None:
+        key = (sid, namespace)
+        self._buckets.pop(key, None)
+        name = self._owner.pop(key, None)
+        if name is not None:
+            held = self._sockets.get(name, set())
+            held.discard(key)
+            if not held:
+                self._sockets.pop(name, None)
+
+    def allow_event(self, sid: str, namespace: str) -> bool:
+        """False when the socket emits too fast; a socket that keeps at it is disconnected."""
+        bucket = self._buckets.get((sid, namespace))
+        if bucket is None or bucket.take():
+            return True
+        if bucket.refused == int(self.rate * 2) + 1:
+            logger.warning("disconnecting %s on %s: event flood", sid, namespace)
+            self._spawn(sid, namespace)
+        return False
+
+    def _revoked(self, token: Token) -> None:
+        for sid, namespace in list(self._sockets.get(token.name, ())):
+            self._spawn(sid, namespace)
+
+    def _spawn(self, sid: str, namespace: str) -> None:
+        async def run() -> None:
+            await asyncio.sleep(0.05)  # let the refusing ack go out first
+            try:
+                await self._disconnect(sid, namespace)
+            except Exception:
+                logger.debug("disconnect failed", exc_info=True)
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in tuple(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
