@@ -86,18 +86,21 @@ async def test_kill_9_and_restart(redis_proc: RedisServer, bus_logs: pytest.LogC
     assert no_hub_errors(bus_logs)
 
 
-async def test_client_kill_pubsub_resubscribes(redis_proc: RedisServer, bus_logs: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(("kills", "gap"), [(5, (0.5, 1.5)), pytest.param(20, (0.5, 3.0), marks=pytest.mark.long)])
+async def test_client_kill_pubsub_resubscribes(
+    redis_proc: RedisServer, bus_logs: pytest.LogCaptureFixture, kills: int, gap: tuple[float, float]
+) -> None:
     recoveries = []
     async with two_nodes(redis_proc.url) as (a, b, sub):
-        for _ in range(5):
-            await asyncio.sleep(random.uniform(0.5, 1.5))
+        for _ in range(kills):
+            await asyncio.sleep(random.uniform(*gap))
             assert redis_proc.command("CLIENT", "KILL", "TYPE", "pubsub") == ":1\r\n"
             recoveries.append(await delivery_time(a, sub, limit=5))
-        assert b.status()["reconnects"] == 5
+        assert b.status()["reconnects"] == kills
     shown = ", ".join(f"{r:.2f}" for r in recoveries)
-    print(f"\nCLIENT KILL TYPE pubsub x5: resubscribed and delivering after {shown}s")
+    print(f"\nCLIENT KILL TYPE pubsub x{kills}: resubscribed and delivering after {shown}s")
     assert max(recoveries) <= 2.0
-    assert len(warnings_logged(bus_logs)) == 5
+    assert len(warnings_logged(bus_logs)) == kills
     assert no_hub_errors(bus_logs)
 
 
