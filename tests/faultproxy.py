@@ -1,4 +1,5 @@
-"""A loopback TCP proxy that can reset every connection and refuse new ones for a while."""
+"""A loopback TCP proxy that can reset every connection, refuse new ones for a while, or stall:
+stop forwarding while keeping every socket open (a half-open peer)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ class FaultProxy:
         self.target_port = target_port
         self.port = 0
         self.refusing = False
+        self.flowing = asyncio.Event()  # cleared: hold the bytes, keep both sockets open
+        self.flowing.set()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.connections = 0
@@ -25,6 +28,7 @@ class FaultProxy:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
+        self.flowing.set()
         self.reset_all()
         await self._server.wait_closed()
 
@@ -41,8 +45,10 @@ class FaultProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(Exception):
             while data := await reader.read(65536):
+                await self.flowing.wait()
                 writer.write(data)
                 await writer.drain()
+        await self.flowing.wait()  # not even a FIN crosses a stalled proxy
         writer.transport.abort()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

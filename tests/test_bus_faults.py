@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from conftest import eventually
+from faultproxy import FaultProxy
 from servers import RedisServer
 
 from app.pubsub import Bus, Subscription, create_backend
@@ -132,57 +133,8 @@ async def test_sigstop_never_blocks_publish(redis_proc: RedisServer, bus_logs: p
     assert no_hub_errors(bus_logs)
 
 
-class StallProxy:
-    """A loopback TCP proxy that can stop forwarding while keeping every socket open."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self.flowing = asyncio.Event()
-        self.flowing.set()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def __aenter__(self) -> StallProxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in self._writers:
-            writer.transport.abort()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError):
-            while data := await reader.read(65536):
-                await self.flowing.wait()  # stalled: hold the bytes, keep both sockets open
-                writer.write(data)
-                await writer.drain()
-        await self.flowing.wait()  # not even a FIN crosses a stalled proxy
-        writer.transport.abort()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self._writers.add(writer)
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-            self._writers.add(up_writer)
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-        finally:
-            self._tasks.discard(task)
-
-
 async def test_half_open_connection_is_noticed(redis_proc: RedisServer, bus_logs: pytest.LogCaptureFixture) -> None:
-    async with StallProxy(redis_proc.port) as proxy:
+    async with FaultProxy(redis_proc.port) as proxy:
         async with two_nodes(redis_proc.url, f"redis://127.0.0.1:{proxy.port}/0") as (a, b, sub):
             proxy.flowing.clear()
             t0 = time.monotonic()
