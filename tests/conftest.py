@@ -73,21 +73,11 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
     return cfg
 
 
-@dataclass
-class Beacon:
-    """A running Beacon plus an HTTP session aimed at its REST listener."""
+class RestClient:
+    """REST helpers for anything with an HTTP session (`http`) and a base URL (`rest`)."""
 
-    cfg: Config
-    running: Running
     http: aiohttp.ClientSession
-
-    @property
-    def rest(self) -> str:
-        return f"http://127.0.0.1:{self.running.rest_port}"
-
-    @property
-    def realtime(self) -> str:
-        return f"http://127.0.0.1:{self.running.realtime_port}"
+    rest: str
 
     async def call(self, method: str, path: str, json: Any = None, **kw: Any) -> tuple[int, Any]:
         async with self.http.request(method, self.rest + path, json=json, **kw) as resp:
@@ -111,6 +101,23 @@ class Beacon:
 
         result = await eventually(check, timeout, 0.05, f"{thread_id} never reached {wanted}")
         return dict(result)
+
+
+@dataclass
+class Beacon(RestClient):
+    """A Beacon running in this process (serve()) plus an HTTP session aimed at its REST listener."""
+
+    cfg: Config
+    running: Running
+    http: aiohttp.ClientSession
+
+    @property
+    def rest(self) -> str:  # type: ignore[override]
+        return f"http://127.0.0.1:{self.running.rest_port}"
+
+    @property
+    def realtime(self) -> str:
+        return f"http://127.0.0.1:{self.running.realtime_port}"
 
 
 @contextlib.asynccontextmanager

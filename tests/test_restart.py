@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import AUTH_HEADER, ROOT, TOKEN_ENTRY, eventually, free_port, make_config, running_beacon
+from conftest import AUTH_HEADER, ROOT, TOKEN_ENTRY, RestClient, eventually, free_port, make_config, running_beacon
 
 STEPS = ["build", "test", "migrate", "rollout", "verify"]
 # Variables that would override the flags' neighbours in the child's configuration.
@@ -42,7 +42,7 @@ async def test_waiting_run_survives_serve_restart(tmp_path: Path) -> None:
         assert [d["interrupt_id"] for d in done["decisions"]] == [pending["interrupt_id"]]
 
 
-class BeaconProcess:
+class BeaconProcess(RestClient):
     """`python run.py` on fixed free ports and one SQLite store, restartable; output kept in tmp_path."""
 
     def __init__(self, tmp_path: Path, http: aiohttp.ClientSession) -> None:
@@ -57,7 +57,7 @@ class BeaconProcess:
     def rest(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
 
-    async def start(self, *flags: str) -> None:
+    async def launch(self, *flags: str) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         n = len(self.outputs) // 2 + 1
         out, err = self.tmp_path / f"beacon-{n}.out", self.tmp_path / f"beacon-{n}.err"
@@ -110,28 +110,6 @@ class BeaconProcess:
         if self.proc is not None:
             self.proc.wait(timeout=10)
 
-    async def call(self, method: str, path: str, json: Any = None) -> tuple[int, Any]:
-        async with self.http.request(method, self.rest + path, json=json) as resp:
-            return resp.status, await resp.json(content_type=None)
-
-    async def start_run(self, workflow: str, input: dict[str, Any]) -> str:
-        status, body = await self.call("POST", "/start", {"workflow": workflow, "input": input})
-        assert status == 202, body
-        return str(body["thread_id"])
-
-    async def status(self, thread_id: str) -> dict[str, Any]:
-        status, body = await self.call("GET", f"/status/{thread_id}")
-        assert status == 200, body
-        return dict(body)
-
-    async def wait_status(self, thread_id: str, wanted: str, timeout: float = 10) -> dict[str, Any]:
-        async def check() -> dict[str, Any] | None:
-            body = await self.status(thread_id)
-            assert body["status"] in {"running", "waiting_approval", wanted}, body
-            return body if body["status"] == wanted else None
-
-        return dict(await eventually(check, timeout, 0.1, f"{thread_id} never reached {wanted}"))
-
     async def approve(self, thread_id: str, interrupt_id: str | None = None) -> None:
         body: dict[str, Any] = {"decision": "approve"}
         if interrupt_id is not None:
@@ -174,14 +152,14 @@ def assert_whole_log(lines: list[dict[str, Any]]) -> Counter[str]:
 
 
 async def test_r1_kill9_mid_run_resumes_and_completes(beacon_proc: BeaconProcess) -> None:
-    await beacon_proc.start()
-    thread_id = await beacon_proc.start_run("deploy", {"step_delay": 2, "lines_per_step": 4})
+    await beacon_proc.launch()
+    thread_id = await beacon_proc.start("deploy", {"step_delay": 2, "lines_per_step": 4})
     await beacon_proc.wait_status(thread_id, "waiting_approval")
     await beacon_proc.approve(thread_id)
     await beacon_proc.wait_log(thread_id, "step migrate started", timeout=15)
     await beacon_proc.kill9()
 
-    await beacon_proc.start()
+    await beacon_proc.launch()
     restarted = await beacon_proc.status(thread_id)  # 200, from the last checkpoint
     assert restarted["status"] == "running", restarted
     assert restarted["checkpoint_id"]
@@ -198,13 +176,13 @@ async def test_r1_kill9_mid_run_resumes_and_completes(beacon_proc: BeaconProcess
 
 
 async def test_r2_kill9_while_waiting_keeps_the_approval(beacon_proc: BeaconProcess) -> None:
-    await beacon_proc.start()
-    thread_id = await beacon_proc.start_run("review", {"topic": "kill -9", "delay": 0.05})
+    await beacon_proc.launch()
+    thread_id = await beacon_proc.start("review", {"topic": "kill -9", "delay": 0.05})
     before = await beacon_proc.wait_status(thread_id, "waiting_approval")
     [pending] = before["pending"]
     await beacon_proc.kill9()
 
-    await beacon_proc.start()
+    await beacon_proc.launch()
     after = await beacon_proc.status(thread_id)
     assert after["status"] == "waiting_approval"
     assert after["pending"] == [pending]
@@ -219,13 +197,13 @@ async def test_r2_kill9_while_waiting_keeps_the_approval(beacon_proc: BeaconProc
 
 async def test_r2_acknowledged_approval_survives_kill9(beacon_proc: BeaconProcess) -> None:
     """`kill -9` right after `/approve` answered 200: the decision is not lost (nor asked again)."""
-    await beacon_proc.start()
-    thread_id = await beacon_proc.start_run("review", {"topic": "ack", "delay": 0.05})
+    await beacon_proc.launch()
+    thread_id = await beacon_proc.start("review", {"topic": "ack", "delay": 0.05})
     [pending] = (await beacon_proc.wait_status(thread_id, "waiting_approval"))["pending"]
     await beacon_proc.approve(thread_id, pending["interrupt_id"])
     await beacon_proc.kill9()
 
-    await beacon_proc.start()
+    await beacon_proc.launch()
     done = await beacon_proc.wait_status(thread_id, "completed")
     assert done["values"]["published"] is True
     assert [d["interrupt_id"] for d in done["decisions"]] == [pending["interrupt_id"]]
@@ -235,8 +213,8 @@ async def test_r2_acknowledged_approval_survives_kill9(beacon_proc: BeaconProces
 
 async def test_r7_sigterm_stops_within_grace_and_run_resumes(beacon_proc: BeaconProcess) -> None:
     grace = "2"
-    await beacon_proc.start("--grace-period", grace)
-    thread_id = await beacon_proc.start_run("deploy", {"step_delay": 3, "lines_per_step": 3})
+    await beacon_proc.launch("--grace-period", grace)
+    thread_id = await beacon_proc.start("deploy", {"step_delay": 3, "lines_per_step": 3})
     await beacon_proc.wait_status(thread_id, "waiting_approval")
     await beacon_proc.approve(thread_id)
 
@@ -244,7 +222,7 @@ async def test_r7_sigterm_stops_within_grace_and_run_resumes(beacon_proc: Beacon
     await beacon_proc.wait_log(thread_id, "build: 2/3", timeout=10)
     beacon_proc.signal(signal.SIGTERM)
     assert await beacon_proc.wait_exit(2 + 5) == 0
-    await beacon_proc.start("--grace-period", grace)
+    await beacon_proc.launch("--grace-period", grace)
     restarted = await beacon_proc.status(thread_id)
     assert restarted["status"] == "running", restarted
     assert restarted["values"]["done"] == ["build"], restarted["values"]
@@ -253,7 +231,7 @@ async def test_r7_sigterm_stops_within_grace_and_run_resumes(beacon_proc: Beacon
     await beacon_proc.wait_log(thread_id, "step migrate started", timeout=10)
     beacon_proc.signal(signal.SIGTERM)
     assert await beacon_proc.wait_exit(2 + 5) == 0
-    await beacon_proc.start("--grace-period", grace)
+    await beacon_proc.launch("--grace-period", grace)
     restarted = await beacon_proc.status(thread_id)
     assert restarted["status"] == "running", restarted
     assert restarted["values"]["done"] == ["build", "test"], restarted["values"]
