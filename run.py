@@ -64,12 +64,14 @@ def configure_logging(level: int, fmt: str = "plain") -> None:
                 "plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
                 "json": {"()": "app.logformat.JsonFormatter"},
             },
+            "filters": {"bad_http": {"()": "app.logformat.BadRequestFilter"}},
             "handlers": {"console": {"class": "logging.StreamHandler", "formatter": fmt, "level": level}},
             "root": {"handlers": ["console"], "level": level},
             "loggers": {
                 "app.realtime.socketio": {"level": "WARNING"},
                 "app.realtime.engineio": {"level": "WARNING"},
                 "aiohttp.access": {"level": "WARNING"},
+                "aiohttp.server": {"filters": ["bad_http"]},
             },
         }
     )

@@ -7,11 +7,12 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.config import ROLES, Config, ConfigError, parse_token
+from app.store.base import TokenRecord
 from app.store.sqlite import sqlite_path
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ class Auth:
 
     def __init__(self, enabled: bool, tokens: list[Token]) -> None:
         self.enabled = enabled
-        self._by_digest = {t.digest: t for t in tokens}
+        self._fixed = {t.digest: t for t in tokens}  # from the config and the token file
+        self._by_digest = dict(self._fixed)
         self._revoke_listeners: list[Callable[[Token], None]] = []
 
     def identify(self, secret: object) -> Token | None:
@@ -73,20 +75,23 @@ class Auth:
     def tokens(self) -> list[Token]:
         return sorted(self._by_digest.values(), key=lambda t: t.name)
 
-    def add(self, token: Token) -> None:
-        if any(t.name == token.name for t in self._by_digest.values()):
-            raise ValueError(f"a token named {token.name!r} exists")
-        self._by_digest[token.digest] = token
+    def find(self, name: str) -> Token | None:
+        return next((t for t in self._by_digest.values() if t.name == name), None)
 
-    def revoke(self, name: str) -> Token | None:
-        """Forget the token called `name`; listeners (the realtime app) disconnect its sockets."""
-        for key, token in list(self._by_digest.items()):
-            if token.name == name:
-                del self._by_digest[key]
-                for listener in self._revoke_listeners:
-                    listener(token)
-                return token
-        return None
+    def apply(self, records: Iterable[TokenRecord]) -> None:
+        """Follow the store: add live API tokens, drop every revoked digest, and tell the listeners
+        (the realtime app disconnects the sockets of a token that went away)."""
+        records = list(records)
+        revoked = {r.digest for r in records if r.revoked_at}
+        live = {d: t for d, t in self._fixed.items() if d not in revoked}
+        for r in records:
+            if r.revoked_at is None and r.source == "api":
+                live[r.digest] = Token(r.name, r.role, r.digest, "api")
+        gone = [t for d, t in self._by_digest.items() if d not in live]
+        self._by_digest = live
+        for token in gone:
+            for listener in self._revoke_listeners:
+                listener(token)
 
     def on_revoke(self, listener: Callable[[Token], None]) -> None:
         self._revoke_listeners.append(listener)

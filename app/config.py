@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -92,6 +93,21 @@ class LoggingConfig:
     format: str = "plain"  # or "json": one object per line (app/logformat.py)
 
 
+WEBHOOK_EVENTS = ("waiting_approval", "completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """One `[[webhooks]]` entry: where to POST which run status changes, signed with `secret`."""
+
+    url: str
+    secret: str
+    events: tuple[str, ...] = ("waiting_approval", "completed", "failed")
+    timeout: float = 10.0  # seconds per attempt
+    attempts: int = 5  # the first try included
+    backoff: float = 1.0  # seconds before the second attempt; doubles each time (jittered, capped at 60)
+
+
 DEFAULT_WORKFLOWS = {
     "review": "app.workflows.review:build",
     "deploy": "app.workflows.deploy:build",
@@ -109,12 +125,13 @@ class Config:
     runs: RunsConfig = field(default_factory=RunsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     workflows: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_WORKFLOWS))
+    webhooks: tuple[WebhookConfig, ...] = ()  # only from the file: [[webhooks]] tables
 
 
 SECTIONS: dict[str, type] = {
     f.name: f.default_factory  # type: ignore[misc]
     for f in dataclasses.fields(Config)
-    if f.name != "workflows"
+    if f.name not in ("workflows", "webhooks")
 }
 
 
@@ -174,6 +191,45 @@ def parse_token(entry: str) -> tuple[str, str, str]:
     return name, role, secret
 
 
+def parse_webhooks(value: Any, where: str) -> tuple[WebhookConfig, ...]:
+    """The `[[webhooks]]` array of tables → typed, validated hooks; ConfigError names the entry and key."""
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ConfigError(f"{where}: webhooks must be an array of tables like [[webhooks]]")
+    hints = typing.get_type_hints(WebhookConfig)
+    hooks = []
+    for i, table in enumerate(value):
+        key = f"{where}: webhooks[{i}]"
+        for name in table:
+            if name not in hints:
+                raise ConfigError(f"{key}: unknown key {name!r} (expected {', '.join(hints)})")
+        for name in ("url", "secret"):
+            if name not in table:
+                raise ConfigError(f"{key}: {name} is required")
+        hook = WebhookConfig(**{k: _cast(v, hints[k], f"{key}.{k}") for k, v in table.items()})
+        try:
+            url = urlsplit(hook.url)
+            _ = url.port  # ValueError for a port out of range
+        except ValueError:
+            url = urlsplit("")
+        if url.scheme not in ("http", "https") or not url.hostname:
+            # The URL may carry credentials: name the key, not the value.
+            raise ConfigError(f"{key}.url: expected an http:// or https:// URL with a host")
+        if len(hook.secret) < 16:
+            raise ConfigError(f"{key}.secret: must be at least 16 characters")  # never echo a secret
+        unknown = [e for e in hook.events if e not in WEBHOOK_EVENTS]
+        if unknown or not hook.events:
+            raise ConfigError(f"{key}.events={list(hook.events)!r}: expected some of {', '.join(WEBHOOK_EVENTS)}")
+        for name, bad, rule in (
+            ("timeout", hook.timeout <= 0, "must be positive"),
+            ("attempts", not 1 <= hook.attempts <= 20, "must be between 1 and 20"),
+            ("backoff", hook.backoff < 0, "must not be negative"),
+        ):
+            if bad:
+                raise ConfigError(f"{key}.{name}={getattr(hook, name)!r}: {rule}")
+        hooks.append(hook)
+    return tuple(hooks)
+
+
 def _validate(cfg: Config) -> None:
     for name, port in (("rest.port", cfg.rest.port), ("realtime.port", cfg.realtime.port)):
         if not 0 <= port <= 65535:
@@ -225,6 +281,7 @@ def load_config(
     environ = environ or {}
     raw: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     workflows: dict[str, str] = dict(DEFAULT_WORKFLOWS)
+    webhooks: tuple[WebhookConfig, ...] = ()
     warnings: list[str] = []
     sources: dict[tuple[str, str], str] = {}
 
@@ -249,6 +306,9 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file}: invalid TOML: {exc}") from None
         for section, table in data.items():
+            if section == "webhooks":
+                webhooks = parse_webhooks(table, str(file))
+                continue
             if not isinstance(table, dict):
                 raise ConfigError(f"{file}: {section!r} must be a table like [{section}]")
             for key, value in table.items():
@@ -273,6 +333,7 @@ def load_config(
     cfg = Config(
         **{name: cls(**raw[name]) for name, cls in SECTIONS.items()},
         workflows=workflows,
+        webhooks=webhooks,
     )
     try:
         _validate(cfg)

@@ -27,6 +27,10 @@ class ThreadExists(Conflict):
     code = "thread_exists"
 
 
+class TokenExists(Conflict):
+    code = "token_exists"
+
+
 class NotWaiting(Conflict):
     code = "not_waiting"
 

@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
 
 from app.runs.context import current_thread
 
@@ -29,3 +30,18 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack_info"] = self.formatStack(record.stack_info)
         return orjson.dumps(entry, default=str).decode()
+
+
+class BadRequestFilter(logging.Filter):
+    """aiohttp's parser logs every malformed request at ERROR with a traceback; anyone can send
+    them, so one WARNING line without the traceback says enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            reason = str(exc.message or exc).strip().splitlines() or [type(exc).__name__]
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg, record.args = "bad HTTP request from %s: %s", (peer, reason[0])
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+        return True

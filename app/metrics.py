@@ -35,6 +35,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.webhooks = Counter(
+            "beacon_webhook_deliveries",
+            "Webhook deliveries by outcome: delivered, failed (after retries) or dropped (queue full)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def family(self, kind: str, name: str, help_text: str, label: str, read: Callable[[], dict[str, float]]) -> None:
         """A gauge or counter family read at scrape time from cached state (collectors must not block)."""

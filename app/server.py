@@ -73,6 +73,8 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
                 resumed = await services.runs.resume_interrupted()
                 if resumed:
                     logger.info("resumed %d interrupted run(s)", resumed)
+                if services.webhooks is not None:  # by node name, so only once the port is known
+                    await services.webhooks.resume()
             yield running
         finally:
             if services.runs is not None:

@@ -20,6 +20,8 @@ from app.runs.logsink import LogSink
 from app.runs.manager import RunManager
 from app.store import Store, open_store
 from app.store.sqlite import sqlite_path
+from app.tokens import Tokens
+from app.webhooks import Dispatcher
 from app.workflows import load_workflows
 
 
@@ -30,8 +32,10 @@ class Services:
     bus: Bus
     metrics: Metrics
     auth: Auth
+    tokens: Tokens
     login_token: str | None = None  # the token file's admin secret, for the login URL run.py prints
     runs: RunManager | None = None  # only where the REST listener runs
+    webhooks: Dispatcher | None = None  # there too
 
 
 @contextlib.asynccontextmanager
@@ -103,12 +107,18 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(cfg.store.url))
         bus = await stack.enter_async_context(Bus(create_backend(cfg.pubsub.url), cfg.pubsub.queue_size))
-        services = Services(cfg, store, bus, _bus_metrics(Metrics(), bus), auth, login_token)
+        tokens = await stack.enter_async_context(Tokens(auth, store, bus).following())
+        services = Services(cfg, store, bus, _bus_metrics(Metrics(), bus), auth, tokens, login_token)
         if with_runs:
             checkpointer = await stack.enter_async_context(open_checkpointer(cfg.store.url))
             outbox = await stack.enter_async_context(Outbox(bus).running())
             sink = await stack.enter_async_context(LogSink(store, outbox, cfg.runs.max_line_bytes).installed())
             node = f"{socket.gethostname()}:{cfg.rest.port}"  # serve() renames it once bound
             manager = RunManager(store, bus, outbox, checkpointer, workflows, sink, node)
+            # Entered before the manager's tasks and closed after them: final status changes are still sent.
+            # Also without hooks, so that deliveries a removed hook left pending are closed as failed.
+            dispatcher = Dispatcher(cfg.webhooks, store, services.metrics, lambda: manager.node)
+            services.webhooks = await stack.enter_async_context(dispatcher.running())
+            manager.on_status.append(dispatcher.notify)
             services.runs = await stack.enter_async_context(manager.running())
         yield services

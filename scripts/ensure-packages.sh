@@ -12,6 +12,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 have chromium || missing+=(chromium)
 have node || missing+=(nodejs)
 have npm || missing+=(npm)
+have curl || missing+=(curl)  # the README's REST examples run as tests
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -20,6 +20,7 @@ import socketio
 
 from app.config import Config, load_config
 from app.server import Running, serve
+from app.store import Store, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every Beacon the suite starts knows this admin token; clients send it (auth stays on in tests).
@@ -146,6 +147,17 @@ def stack(request: pytest.FixtureRequest) -> dict[str, str]:
 async def stack_beacon(tmp_path: Path, stack: dict[str, str]) -> AsyncIterator[Beacon]:
     async with running_beacon(make_config(tmp_path, **stack)) as b:
         yield b
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """One store of each backend, for conformance tests."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/store.sqlite"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    async with open_store(url) as s:
+        yield s
 
 
 @dataclass

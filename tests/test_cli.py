@@ -184,6 +184,26 @@ async def test_start_prints_the_thread_id_and_runs_lists_it(beacon: Beacon) -> N
     assert [row.split()[0] for row in bench.out.splitlines()[1:]] == ["cli-bench"]
 
 
+async def test_tokens_create_list_revoke(beacon: Beacon) -> None:
+    created = await cli("tokens", "create", "ci-bot", "--role", "operator", *against(beacon))
+    assert created.code == 0 and "only time" in created.err, created.err
+    secret = created.out.strip()
+    started = await cli("start", "bench", "--input", '{"lines": 1}', *against(beacon), BEACON_TOKEN=secret)
+    assert started.code == 0, started.err
+    listed = await cli("tokens", *against(beacon))
+    header, *rows = listed.out.splitlines()
+    assert header.split() == ["NAME", "ROLE", "SOURCE", "CREATED", "BY"]
+    assert [r.split()[:3] for r in rows] == [["test-admin", "admin", "config"], ["ci-bot", "operator", "api"]]
+    assert secret not in listed.out
+    revoked, missing = await asyncio.gather(
+        cli("tokens", "revoke", "ci-bot", *against(beacon)), cli("tokens", "revoke", *against(beacon))
+    )
+    assert revoked.code == 0 and revoked.out.startswith("revoked ci-bot"), revoked.err
+    assert missing.code == 1 and "needs a NAME" in missing.err
+    again = await cli("runs", *against(beacon), BEACON_TOKEN=secret)
+    assert again.code == 1 and "unknown or revoked token (401 unauthorized)" in again.err, again.err
+
+
 async def test_approve_and_reject_comments_reach_status(beacon: Beacon) -> None:
     thread_id = await beacon.start("review", {"topic": "Q3", "delay": 0})
     first = (await beacon.wait_status(thread_id, "waiting_approval"))["pending"][0]["interrupt_id"]
@@ -422,6 +442,10 @@ async def test_log_format_json_tags_a_runs_lines_with_its_thread_id(tmp_path: Pa
                     return (await resp.json())["status"] == wanted
 
             await eventually(healthy, 30, 0.1, "beacon never became healthy")
+            reader, writer = await asyncio.open_connection("127.0.0.1", rest)
+            writer.write(b"GET /health HTTP/1.1\nHost: x\n\n")  # malformed: bare LF
+            assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.")
+            writer.close()
             started = await cli("start", "review", "--input", '{"topic": "Q3", "delay": 0}', "--api", api)
             thread_id = started.out.strip()
             await eventually(lambda: status(thread_id, "waiting_approval"), 10, 0.05)
@@ -439,6 +463,9 @@ async def test_log_format_json_tags_a_runs_lines_with_its_thread_id(tmp_path: Pa
     of_run = [r["message"] for r in records if r.get("thread_id") == thread_id]
     assert of_run[0] == "Drafting revision 1 about 'Q3'" and of_run[-1] == "run completed"
     assert "waiting for approval" in of_run
+    [bad] = [r for r in records if r["logger"] == "aiohttp.server"]  # one line for a malformed request
+    assert bad["level"] == "WARNING" and bad["message"].startswith("bad HTTP request from 127.0.0.1")
+    assert "exc_info" not in bad
     stopped = [r for r in records if r["message"] == "stopped"]
     assert stopped and "thread_id" not in stopped[0] and stopped[0]["logger"] == "beacon"
 

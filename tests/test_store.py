@@ -5,25 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 from conftest import eventually
 from servers import PostgresServer
 
-from app.errors import StoreUnavailable, ThreadExists
-from app.store import Decision, LogLine, Store, open_store
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/store.sqlite"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    async with open_store(url) as s:
-        yield s
+from app.errors import StoreUnavailable, ThreadExists, TokenExists
+from app.store import Approval, Decision, LogLine, Store, TokenRecord, open_store
 
 
 def line(thread_id: str, seq: int, text: str = "", level: str = "INFO") -> LogLine:
@@ -143,6 +132,69 @@ async def test_nul_in_a_line_does_not_lose_it(store: Store) -> None:
     await store.append_logs([line("t", 1, "before\x00after")])
     [stored] = await store.get_logs("t")
     assert stored["text"].startswith("before") and stored["text"].endswith("after")
+
+
+async def test_tokens_live_names_are_unique_and_revocations_stick(store: Store) -> None:
+    ts = "2026-01-01T00:00:00+00:00"
+    bot = TokenRecord("d1", "bot", "viewer", "api", ts, "root")
+    await store.add_token(bot)
+    with pytest.raises(TokenExists):
+        await store.add_token(TokenRecord("d2", "bot", "admin", "api", ts, "root"))
+    assert await store.revoke_token(replace(bot, revoked_at=ts, revoked_by="root"))
+    assert not await store.revoke_token(replace(bot, revoked_at="later", revoked_by="x"))  # first revoke wins
+    await store.add_token(TokenRecord("d3", "bot", "admin", "api", ts, "root"))  # the name is free again
+    configured = TokenRecord("d4", "ops", "operator", "config", ts, None, ts, "root")
+    assert await store.revoke_token(configured)  # a config token's revocation is a new row
+    records = {r.digest: r for r in await store.token_records()}
+    assert records["d1"].revoked_by == "root" and records["d3"].revoked_at is None
+    assert records["d4"] == configured and set(records) == {"d1", "d3", "d4"}
+
+
+async def test_approvals_queue_deadlines_and_cleanup(store: Store) -> None:
+    def at(second: int) -> str:
+        return f"2026-01-01T00:00:{second:02d}+00:00"
+
+    value = {"question": "Ship ✓?", "plan": ["a", None, 2.5]}
+    for tid, wf in [("t1", "review"), ("t2", "deploy"), ("t3", "review"), ("t4", "review")]:
+        await store.create_run(tid, wf, {})
+    await store.put_approvals("t1", [Approval("t1", "i1", "review", value, at(1), 100.0, "approve")])
+    await store.put_approvals("t2", [Approval("t2", "i2", "deploy", None, at(0))])
+    t3 = [Approval("t3", "b", "review", 1, at(2), 50.0, "reject"), Approval("t3", "a", "review", "x", at(2))]
+    await store.put_approvals("t3", t3)
+    await store.put_approvals("t4", [Approval("t4", "i4", "review", {}, at(0), 1.0, "reject")])
+    for tid in ("t1", "t2", "t3"):  # t4 stays running: its row is not a pending approval yet
+        assert await store.set_status(tid, "waiting_approval", expect=["running"])
+
+    first = await store.list_approvals(limit=2)
+    assert [(a.thread_id, a.interrupt_id) for a in first.approvals] == [("t2", "i2"), ("t1", "i1")]
+    assert first.total == 4 and first.next_cursor
+    assert first.approvals[1] == Approval("t1", "i1", "review", value, at(1), 100.0, "approve")
+    rest = await store.list_approvals(limit=2, cursor=first.next_cursor)
+    assert [(a.thread_id, a.interrupt_id) for a in rest.approvals] == [("t3", "a"), ("t3", "b")]
+    assert rest.next_cursor is None and rest.total == 4
+    only = await store.list_approvals(workflow="deploy")
+    assert [a.thread_id for a in only.approvals] == ["t2"] and only.total == 1
+    for bad in ("garbage", first.next_cursor[:-4], "WyJhIl0="):  # the last: a valid key of the wrong size
+        with pytest.raises(ValueError):
+            await store.list_approvals(cursor=bad)
+    assert await store.approval_stats() == (4, at(0))
+
+    assert [(a.thread_id, a.deadline) for a in await store.due_approvals(100.0)] == [("t3", 50.0), ("t1", 100.0)]
+    assert [a.thread_id for a in await store.due_approvals(99.0)] == ["t3"]
+    assert await store.due_approvals(10.0) == []
+
+    # Put again: a row that stays keeps its time and deadline; one that is gone is dropped.
+    await store.put_approvals("t3", [Approval("t3", "b", "review", 1, at(9), 70.0, "approve")])
+    assert [a for a in (await store.list_approvals()).approvals if a.thread_id == "t3"] == [t3[0]]
+    await store.clear_approvals("t3", ["b"])
+    await store.clear_approvals("t1")
+    assert [a.thread_id for a in (await store.list_approvals()).approvals] == ["t2"]
+    assert await store.set_status("t2", "running", expect=["waiting_approval"])
+    assert (await store.list_approvals()).total == 0 and await store.approval_stats() == (0, None)
+    assert await store.set_status("t4", "waiting_approval", expect=["running"])
+    assert [a.thread_id for a in await store.due_approvals(1.0)] == ["t4"]
+    await store.put_approvals("t4", [])  # nothing pending any more
+    assert await store.due_approvals(1e12) == [] and (await store.list_approvals()).total == 0
 
 
 async def test_ping(store: Store) -> None:

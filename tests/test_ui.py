@@ -363,3 +363,34 @@ async def test_login_url_keeps_the_token_for_the_tab(ui: UI) -> None:
     assert await page.evaluate("sessionStorage.getItem('beacon.token')") == TOKEN
     await expect(conn(page)).to_have_attribute("data-state", "connected")  # Socket.IO took the token too
     await page.context.close()
+
+
+async def test_waiting_for_you_shows_a_run_until_it_is_decided(ui: UI) -> None:
+    """The approval queue is live: a run that starts waiting appears, and leaves once approved."""
+    beacon = ui.beacon
+    page = await ui.page()
+    await page.goto(ui.url("/ui/"))
+    await page.get_by_role("link", name="Waiting for you").click()
+    await expect(page).to_have_url(re.compile(r"/ui/approvals/?$"))
+    await expect(conn(page)).to_have_attribute("data-state", "connected")
+    await expect(page.get_by_text("Nothing is waiting for a decision.")).to_be_visible()
+    await page.evaluate("window.__sameDocument = true")
+
+    older = await beacon.start("review", {"topic": "older", "delay": 0})
+    await beacon.wait_status(older, "waiting_approval")
+    deploy = {"service": "billing", "step_delay": 0, "approval_deadline": 3600, "default_action": "reject"}
+    thread_id = await beacon.start("deploy", deploy)
+    row = page.locator(f"tr[data-thread='{thread_id}']")
+    await expect(row).to_contain_text("Deploy billing to staging?")
+    await expect(row.locator(".deadline")).to_contain_text(re.compile(r"reject\s*in (59m \d\ds|1h 00m)"))
+    await expect(page.locator("tbody tr").first).to_have_attribute("data-thread", older)  # oldest first
+    await expect(page.locator(f"tr[data-thread='{older}'] .deadline")).to_have_text("none")
+    link = row.get_by_role("link")
+    await expect(link).to_have_attribute("href", f"/ui/run/?id={thread_id}")
+    await shot(page, "approvals")
+
+    status, _ = await beacon.call("POST", f"/approve/{thread_id}", {"decision": "approve"})
+    assert status == 200
+    await expect(row).to_have_count(0)
+    await expect(page.get_by_test_id("approvals-total")).to_have_text("1")
+    assert await page.evaluate("window.__sameDocument") is True, "the page reloaded"

@@ -1,4 +1,4 @@
-"""`python run.py tail|start|approve|reject|runs`: a client of a running Beacon, over REST and Socket.IO."""
+"""`python run.py tail|start|approve|reject|runs|tokens`: a client of a running Beacon, over REST and Socket.IO."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from app.cli.client import Api, CliError
-from app.cli.commands import decide, runs, start
+from app.cli.commands import decide, runs, start, tokens
 from app.cli.output import err
 from app.cli.parser import COMMANDS, build_parser
 from app.cli.tail import tail
@@ -17,7 +17,14 @@ from app.cli.tail import tail
 __all__ = ["COMMANDS", "main"]
 
 Command = Callable[[argparse.Namespace, Api], Awaitable[int]]
-HANDLERS: dict[str, Command] = {"tail": tail, "start": start, "approve": decide, "reject": decide, "runs": runs}
+HANDLERS: dict[str, Command] = {
+    "tail": tail,
+    "start": start,
+    "approve": decide,
+    "reject": decide,
+    "runs": runs,
+    "tokens": tokens,
+}
 
 
 async def _run(args: argparse.Namespace) -> int:

@@ -1,11 +1,11 @@
-"""`start`, `approve`, `reject` and `runs`: one REST call each, printed for people and scripts."""
+"""`start`, `approve`, `reject`, `runs` and `tokens`: one REST call each, printed for people and scripts."""
 
 from __future__ import annotations
 
 import argparse
 from datetime import datetime
 
-from app.cli.client import Api
+from app.cli.client import Api, CliError
 from app.cli.output import err, out, table
 
 
@@ -45,4 +45,24 @@ async def runs(args: argparse.Namespace, api: Api) -> int:
     out(table(("THREAD_ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED"), rows))
     if page.get("total", 0) > len(rows):
         err(f"{len(rows)} of {page['total']} runs shown; --limit shows more")
+    return 0
+
+
+async def tokens(args: argparse.Namespace, api: Api) -> int:
+    if args.action != "list" and not args.name:
+        raise CliError(f"tokens {args.action} needs a NAME")
+    if args.action == "create":
+        created = await api.call("POST", "/admin/tokens", {"name": args.name, "role": args.role})
+        out(created["token"])  # alone on stdout, so `secret=$(python run.py tokens create …)` works
+        err(f"created {created['role']} token {created['name']!r}; this is the only time its secret is shown")
+    elif args.action == "revoke":
+        revoked = await api.call("DELETE", f"/admin/tokens/{args.name}")
+        out(f"revoked {revoked['name']}; its sockets are disconnected")
+    else:
+        listing = await api.call("GET", "/admin/tokens")
+        rows = [
+            (t["name"], t["role"], t["source"], _when(t.get("created_at")), t.get("created_by"))
+            for t in listing["tokens"]
+        ]
+        out(table(("NAME", "ROLE", "SOURCE", "CREATED", "BY"), rows))
     return 0

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-COMMANDS = ("tail", "start", "approve", "reject", "runs")
+COMMANDS = ("tail", "start", "approve", "reject", "runs", "tokens")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_API = "http://127.0.0.1:8000"
 DEFAULT_SOCKETIO = "http://127.0.0.1:7000"
@@ -18,6 +18,8 @@ EXAMPLES = {
     "approve": "example:\n  python run.py approve 3f2c… --comment 'ship it'",
     "reject": "example:\n  python run.py reject 3f2c… --comment 'add the figures'",
     "runs": "example:\n  python run.py runs --status waiting_approval --limit 20",
+    "tokens": "examples:\n  python run.py tokens\n  python run.py tokens create ci-bot --role operator"
+    "\n  python run.py tokens revoke ci-bot",
 }
 
 
@@ -107,4 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--status", metavar="S", help="running, waiting_approval, completed, failed or cancelled")
     runs.add_argument("--workflow", metavar="W", help="only runs of this workflow")
     runs.add_argument("--limit", type=non_negative, metavar="N", help="at most N runs (default 50, at most 500)")
+
+    tokens = command("tokens", "List, create or revoke tokens (needs an admin token).")
+    tokens.add_argument("action", nargs="?", choices=("list", "create", "revoke"), default="list")
+    tokens.add_argument("name", nargs="?", help="the token's name (create, revoke)")
+    tokens.add_argument("--role", choices=("viewer", "operator", "admin"), default="viewer", help="for create")
     return parser

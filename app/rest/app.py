@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import Gauge
 
 from app.keys import config_key, probe_key, runs_key, services_key, started_key
 from app.metrics import metrics_handler
@@ -50,6 +51,16 @@ def create_rest_app(services: Services) -> web.Application:
     services.metrics.family(
         "gauge", "beacon_runs", "Runs by status (refreshed every 2 s)", "status", lambda: probe.runs_by_status
     )
+    approvals = Gauge(
+        "beacon_approvals_waiting", "Pending approvals (refreshed every 2 s)", registry=services.metrics.registry
+    )
+    approvals.set_function(lambda: probe.approvals_waiting)
+    oldest = Gauge(
+        "beacon_approval_oldest_age_seconds",
+        "How long the oldest pending approval has waited (0 when none)",
+        registry=services.metrics.registry,
+    )
+    oldest.set_function(probe.oldest_approval_age)
     app[started_key] = time.monotonic()
     setup_routes(app)
     setup_ui(app, Path(services.config.rest.ui_dir), services.config.realtime.port or None)

@@ -10,6 +10,9 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
+from app.config import TOKEN_NAME
+from app.realtime.namespaces import THREAD_ID
+
 if TYPE_CHECKING:
     from app.rest.routes import Route
 
@@ -41,6 +44,9 @@ def _spec() -> APISpec:
     return spec
 
 
+PATH_PATTERNS = {"thread_id": THREAD_ID.pattern, "name": TOKEN_NAME.pattern}
+
+
 def build_openapi(routes: tuple[Route, ...]) -> dict[str, Any]:
     spec = _spec()
     paths: dict[str, dict[str, Any]] = {}
@@ -63,7 +69,7 @@ def build_openapi(routes: tuple[Route, ...]) -> dict[str, Any]:
                     "in": "path",
                     "name": name,
                     "required": True,
-                    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"},
+                    "schema": {"type": "string", "pattern": PATH_PATTERNS[name]},
                 }
             )
         if route.query is not None:

@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from marshmallow import Schema
 
+from app.rest import approvals as a
 from app.rest import handlers as h
 from app.rest import schemas as s
+from app.rest import tokens as t
+from app.rest import webhooks as w
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,17 @@ ROUTES = (
     ),
     Route(
         "GET",
+        "/admin/approvals",
+        a.list_approvals,
+        "Pending approvals across threads, oldest first, with deadlines",
+        s.ApprovalsPage,
+        query=s.ApprovalsQuery,
+        errors=(400, 503),
+        tag="admin",
+        role="viewer",  # read-only, like /admin/runs; deciding needs operator (POST /approve)
+    ),
+    Route(
+        "GET",
         "/admin/runs/{thread_id}",
         h.get_run,
         "One run in detail",
@@ -119,7 +133,42 @@ ROUTES = (
         tag="admin",
         role="viewer",
     ),
+    Route("GET", "/admin/tokens", t.list_tokens, "Live tokens (names and roles, never secrets)", s.TokenList,
+          errors=(503,), tag="tokens", role="admin"),
+    Route(
+        "POST",
+        "/admin/tokens",
+        t.create_token,
+        "Create a token; its secret is in this response only",
+        s.TokenCreated,
+        201,
+        body=s.TokenCreate,
+        errors=(400, 409, 413, 415, 422, 503),
+        tag="tokens",
+        role="admin",
+    ),
+    Route(
+        "DELETE",
+        "/admin/tokens/{name}",
+        t.revoke_token,
+        "Revoke a token on every node; its open sockets are disconnected",
+        s.TokenRevoked,
+        errors=(404, 409, 422, 503),
+        tag="tokens",
+        role="admin",
+    ),
     Route("GET", "/admin/stats", h.stats, "Run counts and server statistics", s.Stats, tag="admin", role="admin"),
+    Route(
+        "GET",
+        "/admin/webhooks",
+        w.webhooks,
+        "Configured webhooks and their delivery log, newest first",
+        s.Webhooks,
+        query=s.WebhooksQuery,
+        errors=(400, 503),
+        tag="admin",
+        role="admin",
+    ),
     Route(
         "GET",
         "/health",

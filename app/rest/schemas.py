@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from app.config import ROLES, TOKEN_NAME
 from app.realtime.namespaces import THREAD_ID
 from app.store import STATUSES
 
@@ -109,6 +110,28 @@ class RunsPage(Schema):
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
 
 
+class ApprovalsQuery(Schema):
+    workflow = fields.String(validate=validate.Length(min=1, max=64))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(validate=validate.Length(min=1, max=512))
+
+
+class ApprovalOut(Schema):
+    thread_id = fields.String(required=True)
+    workflow = fields.String(required=True)
+    interrupt_id = fields.String(required=True)
+    value = fields.Raw(allow_none=True, metadata={"description": "the interrupt's value: the question asked"})
+    waiting_since = fields.String(required=True, metadata={"description": "when the run began to wait"})
+    deadline = fields.String(allow_none=True, metadata={"description": "when default_action applies, if ever"})
+    default_action = fields.String(allow_none=True, validate=validate.OneOf(["approve", "reject"]))
+    seconds_left = fields.Float(allow_none=True, metadata={"description": "until the deadline, at answer time"})
+
+
+class ApprovalsPage(Schema):
+    approvals = fields.List(fields.Nested(ApprovalOut), required=True, metadata={"description": "oldest first"})
+    total = fields.Integer(required=True)
+    next_cursor = fields.String(allow_none=True)
+
 class LogsQuery(Schema):
     after = fields.Integer(load_default=0, validate=validate.Range(min=0))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
@@ -172,3 +195,73 @@ class Stats(Schema):
     active_tasks = fields.Integer()
     log_lines_written = fields.Integer()
     bus = fields.Dict()
+
+
+class TokenCreate(Schema):
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(TOKEN_NAME, error="must be 1-64 letters, digits or _ . @ - characters"),
+    )
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class TokenOut(Schema):
+    name = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    source = fields.String(required=True, metadata={"description": "config, file (the generated admin token) or api"})
+    created_at = fields.String(allow_none=True)
+    created_by = fields.String(allow_none=True)
+
+
+class TokenList(Schema):
+    tokens = fields.List(fields.Nested(TokenOut), required=True)
+
+
+class TokenCreated(Schema):
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    token = fields.String(required=True, metadata={"description": "the secret: shown once, only its SHA-256 is kept"})
+    created_at = fields.String(required=True)
+    created_by = fields.String(allow_none=True)
+
+
+class TokenRevoked(Schema):
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    revoked_at = fields.String(required=True)
+    revoked_by = fields.String(allow_none=True)
+
+
+class WebhooksQuery(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    cursor = fields.String(validate=validate.Length(min=1, max=512))
+
+
+class WebhookOut(Schema):
+    url = fields.String(required=True, metadata={"description": "user:password and query values masked"})
+    events = fields.List(fields.String(), required=True)
+    timeout = fields.Float()
+    attempts = fields.Integer()
+    backoff = fields.Float()
+
+
+class DeliveryOut(Schema):
+    id = fields.String(required=True, metadata={"description": "the X-Beacon-Delivery header"})
+    hook = fields.String(required=True)
+    event = fields.String(required=True)
+    thread_id = fields.String(required=True)
+    node = fields.String(metadata={"description": "the process that sends it"})
+    state = fields.String(required=True, validate=validate.OneOf(["pending", "delivered", "failed"]))
+    attempts = fields.Integer(required=True)
+    status_code = fields.Integer(allow_none=True, metadata={"description": "the receiver's last answer"})
+    error = fields.String(allow_none=True, metadata={"description": "why the last attempt failed"})
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+    payload = fields.Dict(metadata={"description": "the JSON body sent"})
+
+
+class Webhooks(Schema):
+    hooks = fields.List(fields.Nested(WebhookOut), required=True)
+    deliveries = fields.List(fields.Nested(DeliveryOut), required=True, metadata={"description": "newest first"})
+    next_cursor = fields.String(allow_none=True)
+    backlog = fields.Integer(metadata={"description": "deliveries this node is sending or will retry"})

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,10 +16,12 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 from marshmallow import ValidationError
 
+from app.background import background
 from app.errors import Conflict, Invalid, NotFound, NotWaiting, StaleInterrupt, StoreUnavailable
 from app.pubsub import Bus
 from app.pubsub.outbox import Outbox
 from app.runs.context import current_thread
+from app.runs.deadlines import Deadlines, approvals_for, forget
 from app.runs.logsink import LogSink
 from app.store import ACTIVE, Decision, Run, Store
 from app.workflows import Workflow
@@ -68,6 +70,8 @@ class RunManager:
         self._cancelling: set[str] = set()
         self._leased: set[str] = set()  # stopped by shutdown: leases to hand back
         self._draining = False
+        # Called with every status event on the node that caused it (webhooks); they must only enqueue.
+        self.on_status: list[Callable[[dict[str, Any]], None]] = []
 
     # -- public API -------------------------------------------------------------------
 
@@ -163,6 +167,7 @@ class RunManager:
             record = Decision(thread_id, interrupt_id, decision, comment, _now(), decided_by, data)
             await self.store.record_decision(record)
             await self.store.claim(thread_id, self.node, LEASE_TTL)
+            await forget(self.store, thread_id, [interrupt_id])
         self._publish({"type": "approval", "data": {"thread_id": thread_id, **_decision(record)}})
         self._status_event(thread_id, run.workflow, "running", event="resumed")
         resume = {"decision": decision, "comment": comment, "data": data}
@@ -177,6 +182,7 @@ class RunManager:
             # Recorded like a decision (no interrupt), so /status shows who cancelled and when.
             record = Decision(thread_id, "", "cancel", comment, _now(), by)
             await self.store.record_decision(record)
+            await forget(self.store, thread_id)
             task = self._stop_local(thread_id)
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
@@ -269,16 +275,14 @@ class RunManager:
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RunManager]:
         """The manager's background work: cancel requests from other nodes, lease upkeep."""
-        tasks = [
-            asyncio.create_task(self.listen_control(), name="runs-control"),
-            asyncio.create_task(self.supervise(), name="runs-supervisor"),
-        ]
-        try:
+        async with background(
+            runs_control=self.listen_control(), runs_supervisor=self.supervise(), runs_deadlines=Deadlines(self).run()
+        ):
             yield self
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
     @property
     def active(self) -> int:
@@ -359,11 +363,17 @@ class RunManager:
     async def _finish(self, graph: Any, thread_id: str, workflow: str) -> None:
         state = await graph.aget_state(self._config(thread_id))
         if state.interrupts:
+            pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
+            # Stored before the status flips, so the queue and the deadline timer see every waiting run.
+            since = datetime.now(UTC)
+            await self.store.put_approvals(
+                thread_id, approvals_for(thread_id, workflow, self.workflows[workflow], pending, since)
+            )
             if await self.store.set_status(thread_id, "waiting_approval", expect=["running"]):
                 run_log.info("waiting for approval")
-                pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
                 self._status_event(thread_id, workflow, "waiting_approval", pending=pending)
         elif await self.store.set_status(thread_id, "completed", expect=["running"]):
+            await forget(self.store, thread_id)
             run_log.info("run completed")
             self._status_event(thread_id, workflow, "completed")
 
@@ -379,6 +389,8 @@ class RunManager:
     def _status_event(self, thread_id: str, workflow: str, status: str, **extra: Any) -> None:
         data = {"thread_id": thread_id, "workflow": workflow, "status": status, "at": _now(), **extra}
         self._publish({"type": "run_status", "data": data})
+        for hook in self.on_status:
+            hook(data)
 
     def _publish(self, event: dict[str, Any]) -> None:
         # Through the outbox: a slow or absent bus never delays a run or a request.

@@ -5,9 +5,32 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from app.store.base import ACTIVE, STATUSES, Decision, LogLine, Page, Run, Store
+from app.store.base import (
+    ACTIVE,
+    STATUSES,
+    Approval,
+    ApprovalPage,
+    Decision,
+    LogLine,
+    Page,
+    Run,
+    Store,
+    TokenRecord,
+)
 
-__all__ = ["ACTIVE", "STATUSES", "Decision", "LogLine", "Page", "Run", "Store", "open_store"]
+__all__ = [
+    "ACTIVE",
+    "STATUSES",
+    "Approval",
+    "ApprovalPage",
+    "Decision",
+    "LogLine",
+    "Page",
+    "Run",
+    "Store",
+    "TokenRecord",
+    "open_store",
+]
 
 
 @contextlib.asynccontextmanager

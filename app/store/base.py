@@ -41,6 +41,58 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A token created over the API, or the revocation of any token, keyed by its secret's SHA-256."""
+
+    digest: str
+    name: str
+    role: str
+    source: str  # api | config | file
+    created_at: str
+    created_by: str | None = None
+    revoked_at: str | None = None
+    revoked_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A pending interrupt of a run that waits for approval, with its optional deadline."""
+
+    thread_id: str
+    interrupt_id: str
+    workflow: str
+    value: Any
+    waiting_since: str
+    deadline: float | None = None  # epoch seconds; then `default_action` applies as a decision
+    default_action: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalPage:
+    approvals: list[Approval]
+    total: int
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One webhook notification and how its delivery went (the log behind /admin/webhooks)."""
+
+    id: str  # also the X-Beacon-Delivery header: receivers dedupe by it
+    hook: str  # the hook's URL, credentials redacted
+    event: str
+    thread_id: str
+    body: str  # the exact JSON sent, so a restart re-sends the same bytes
+    node: str  # the process that delivers it (and re-queues it after a restart)
+    state: str = "pending"  # pending | delivered | failed
+    attempts: int = 0
+    status_code: int | None = None
+    error: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     runs: list[Run]
     total: int
@@ -95,5 +147,51 @@ class Store(Protocol):
     async def renew(self, owner: str, thread_ids: Sequence[str], ttl: float) -> None: ...
 
     async def release(self, thread_id: str, owner: str) -> None: ...
+
+    async def add_token(self, record: TokenRecord) -> None:
+        """Insert a live token; raise TokenExists if a live token has the same name."""
+        ...
+
+    async def revoke_token(self, record: TokenRecord) -> bool:
+        """Mark `record.digest` revoked (inserting the row for a config token); False if it already was."""
+        ...
+
+    async def token_records(self) -> list[TokenRecord]: ...
+
+    async def put_approvals(self, thread_id: str, approvals: Sequence[Approval]) -> None:
+        """Make these the thread's pending approvals; ones already stored keep their times."""
+        ...
+
+    async def clear_approvals(self, thread_id: str, interrupt_ids: Sequence[str] | None = None) -> None:
+        """Forget the named pending approvals of a thread, or all of them."""
+        ...
+
+    async def list_approvals(
+        self, *, workflow: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> ApprovalPage:
+        """Pending approvals of waiting runs, oldest first; ValueError for a foreign cursor."""
+        ...
+
+    async def due_approvals(self, until: float, limit: int = 100) -> list[Approval]:
+        """Pending approvals of waiting runs whose deadline is at or before `until`, soonest first."""
+        ...
+
+    async def approval_stats(self) -> tuple[int, str | None]:
+        """How many approvals wait, and the oldest one's waiting_since."""
+        ...
+
+    async def add_delivery(self, delivery: Delivery) -> None: ...
+
+    async def update_delivery(
+        self, id: str, *, state: str, attempts: int, status_code: int | None, error: str | None
+    ) -> None: ...
+
+    async def list_deliveries(self, *, limit: int = 50, cursor: str | None = None) -> tuple[list[Delivery], str | None]:
+        """Newest first, with the cursor of the next page; ValueError for a foreign cursor."""
+        ...
+
+    async def pending_deliveries(self, node: str) -> list[Delivery]:
+        """`node`'s deliveries still pending (a restart sends them again), oldest first."""
+        ...
 
     async def ping(self) -> None: ...

@@ -19,9 +19,9 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from app.errors import StoreUnavailable, ThreadExists
-from app.store.base import Decision, LogLine, Page, Run
-from app.store.cursor import decode_cursor, encode_cursor
+from app.errors import StoreUnavailable, ThreadExists, TokenExists
+from app.store.base import Approval, ApprovalPage, Decision, Delivery, LogLine, Page, Run, TokenRecord
+from app.store.cursor import approval_cursor, approval_row, decode_cursor, decode_key, encode_cursor, encode_key
 from app.store.sqlite import now
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,29 @@ CREATE TABLE IF NOT EXISTS leases (
     owner TEXT NOT NULL,
     expires DOUBLE PRECISION NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tokens (
+    digest TEXT PRIMARY KEY,
+    name TEXT COLLATE "C" NOT NULL,
+    role TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT,
+    revoked_at TEXT,
+    revoked_by TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tokens_live_name ON tokens (name) WHERE revoked_at IS NULL;
+CREATE TABLE IF NOT EXISTS approvals (
+    thread_id TEXT COLLATE "C" NOT NULL,
+    interrupt_id TEXT COLLATE "C" NOT NULL,
+    workflow TEXT NOT NULL,
+    value TEXT NOT NULL,
+    waiting_since TEXT COLLATE "C" NOT NULL,
+    deadline DOUBLE PRECISION,
+    default_action TEXT,
+    PRIMARY KEY (thread_id, interrupt_id)
+);
+CREATE INDEX IF NOT EXISTS approvals_waiting ON approvals (waiting_since, thread_id, interrupt_id);
+CREATE INDEX IF NOT EXISTS approvals_deadline ON approvals (deadline) WHERE deadline IS NOT NULL;
 CREATE TABLE IF NOT EXISTS logs (
     thread_id TEXT NOT NULL,
     seq BIGINT NOT NULL,
@@ -65,6 +88,22 @@ CREATE TABLE IF NOT EXISTS logs (
     timestamp TEXT NOT NULL,
     PRIMARY KEY (thread_id, seq)
 );
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    hook TEXT NOT NULL,
+    event TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    node TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    created_at TEXT COLLATE "C" NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_created ON webhook_deliveries (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (node, state);
 """
 RETRY_AFTER = 0.5  # while the server is down, seconds between calls that try it again
 SCHEMA_LOCK = 0x6265_6163_6F6E  # "beacon": serializes start-up migrations of several processes
@@ -80,6 +119,10 @@ def _text(value: str) -> str:
 
 def _run(row: DictRow) -> Run:
     return Run(**{**row, "input": json.loads(row["input"])})
+
+
+def _approval(row: DictRow) -> Approval:
+    return Approval(**{**row, "value": json.loads(row["value"])})
 
 
 def _retrieve(task: asyncio.Task[Any]) -> None:
@@ -355,6 +398,125 @@ class PostgresStore:
 
     async def release(self, thread_id: str, owner: str) -> None:
         await self._execute("DELETE FROM leases WHERE thread_id = %s AND owner = %s", (thread_id, owner))
+
+    async def add_token(self, r: TokenRecord) -> None:
+        try:
+            await self._execute(
+                "INSERT INTO tokens VALUES (%s, %s, %s, %s, %s, %s, NULL, NULL)",
+                (r.digest, r.name, r.role, r.source, r.created_at, r.created_by),
+            )
+        except psycopg.errors.UniqueViolation:
+            raise TokenExists(f"a token named {r.name!r} exists") from None
+
+    async def revoke_token(self, r: TokenRecord) -> bool:
+        count = await self._execute(
+            "INSERT INTO tokens VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (digest) DO UPDATE"
+            " SET revoked_at = EXCLUDED.revoked_at, revoked_by = EXCLUDED.revoked_by"
+            " WHERE tokens.revoked_at IS NULL",
+            (r.digest, r.name, r.role, r.source, r.created_at, r.created_by, r.revoked_at, r.revoked_by),
+        )
+        return count == 1
+
+    async def token_records(self) -> list[TokenRecord]:
+        rows = await self._fetch("SELECT * FROM tokens ORDER BY name, created_at")
+        return [TokenRecord(**row) for row in rows]
+
+    async def add_delivery(self, d: Delivery) -> None:
+        ts = now()
+        await self._execute(
+            "INSERT INTO webhook_deliveries VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (d.id, d.hook, d.event, d.thread_id, _text(d.body), d.node, d.state, d.attempts, d.status_code,
+             d.error and _text(d.error), d.created_at or ts, ts),
+        )
+
+    async def update_delivery(
+        self, id: str, *, state: str, attempts: int, status_code: int | None, error: str | None
+    ) -> None:
+        await self._execute(
+            "UPDATE webhook_deliveries SET state = %s, attempts = %s, status_code = %s, error = %s, updated_at = %s"
+            " WHERE id = %s",
+            (state, attempts, status_code, error and _text(error), now(), id),
+        )
+
+    async def list_deliveries(self, *, limit: int = 50, cursor: str | None = None) -> tuple[list[Delivery], str | None]:
+        after = decode_key(cursor, 2) if cursor else None  # ValueError for a foreign cursor
+        where, args = ("(created_at, id) < (%s, %s)", list(after)) if after else ("TRUE", [])
+        rows = await self._fetch(
+            f"SELECT * FROM webhook_deliveries WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s",
+            [*args, limit + 1],
+        )
+        page = [Delivery(**row) for row in rows[:limit]]
+        return page, encode_key(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+
+    async def pending_deliveries(self, node: str) -> list[Delivery]:
+        rows = await self._fetch(
+            "SELECT * FROM webhook_deliveries WHERE node = %s AND state = 'pending' ORDER BY created_at", (node,)
+        )
+        return [Delivery(**row) for row in rows]
+
+    async def put_approvals(self, thread_id: str, approvals: Sequence[Approval]) -> None:
+        rows = [approval_row(a, _text(json.dumps(a.value, default=str))) for a in approvals]
+        keep = [a.interrupt_id for a in approvals]
+
+        async def query(conn: Conn) -> None:
+            async with conn.transaction():
+                await conn.execute(
+                    "DELETE FROM approvals WHERE thread_id = %s AND NOT interrupt_id = ANY(%s)", (thread_id, keep)
+                )
+                async with conn.cursor() as cur:
+                    await cur.executemany(
+                        "INSERT INTO approvals VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows
+                    )
+
+        await self._call(query)
+
+    async def clear_approvals(self, thread_id: str, interrupt_ids: Sequence[str] | None = None) -> None:
+        sql = "DELETE FROM approvals WHERE thread_id = %s"
+        args: list[Any] = [thread_id]
+        if interrupt_ids is not None:
+            sql += " AND interrupt_id = ANY(%s)"
+            args.append(list(interrupt_ids))
+        await self._execute(sql, args)
+
+    async def list_approvals(
+        self, *, workflow: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> ApprovalPage:
+        # Joined with runs: a row a crash left behind never shows once its run moved on.
+        where, args = ["r.status = 'waiting_approval'"], []
+        if workflow:
+            where.append("a.workflow = %s")
+            args.append(workflow)
+        after = decode_key(cursor, 3) if cursor else None  # ValueError for a foreign cursor
+        base = f"FROM approvals a JOIN runs r USING (thread_id) WHERE {' AND '.join(where)}"
+        count_sql, count_args = f"SELECT count(*) AS n {base}", list(args)
+        if after:
+            base += " AND (a.waiting_since, a.thread_id, a.interrupt_id) > (%s, %s, %s)"
+            args += list(after)
+        sql = f"SELECT a.* {base} ORDER BY a.waiting_since, a.thread_id, a.interrupt_id LIMIT %s"
+
+        async def query(conn: Conn) -> tuple[int, list[DictRow]]:
+            total = await (await conn.execute(count_sql, count_args)).fetchone()
+            rows = await (await conn.execute(sql, [*args, limit + 1])).fetchall()
+            return int(total["n"] if total else 0), rows
+
+        total, rows = await self._call(query)
+        items = [_approval(r) for r in rows]
+        return ApprovalPage(items[:limit], total, approval_cursor(items, limit))
+
+    async def due_approvals(self, until: float, limit: int = 100) -> list[Approval]:
+        rows = await self._fetch(
+            "SELECT a.* FROM approvals a JOIN runs r USING (thread_id) WHERE r.status = 'waiting_approval'"
+            " AND a.deadline IS NOT NULL AND a.deadline <= %s ORDER BY a.deadline LIMIT %s",
+            (until, limit),
+        )
+        return [_approval(r) for r in rows]
+
+    async def approval_stats(self) -> tuple[int, str | None]:
+        rows = await self._fetch(
+            "SELECT count(*) AS n, min(a.waiting_since) AS oldest FROM approvals a JOIN runs r USING (thread_id)"
+            " WHERE r.status = 'waiting_approval'"
+        )
+        return (int(rows[0]["n"]), rows[0]["oldest"]) if rows else (0, None)
 
     async def ping(self) -> None:
         await self._execute("SELECT 1")

@@ -17,6 +17,7 @@ from app.workflows import Workflow
 logger = logging.getLogger(__name__)
 
 STEPS = ("build", "test", "migrate", "rollout", "verify")
+DAY = 86400.0
 
 
 class DeployInput(Schema):
@@ -25,6 +26,9 @@ class DeployInput(Schema):
     step_delay = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=60))
     lines_per_step = fields.Integer(load_default=3, validate=validate.Range(min=1, max=10000))
     fail_at = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(STEPS))
+    # This run's own approval deadline, instead of the workflow's (a day, then reject).
+    approval_deadline = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0, max=DAY * 30))
+    default_action = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["approve", "reject"]))
 
 
 class DeployState(TypedDict, total=False):
@@ -33,6 +37,8 @@ class DeployState(TypedDict, total=False):
     step_delay: float
     lines_per_step: int
     fail_at: str | None
+    approval_deadline: float | None
+    default_action: str | None
     plan: list[str]
     approved: bool
     done: Annotated[list[str], operator.add]
@@ -47,13 +53,16 @@ async def plan(state: DeployState) -> dict[str, Any]:
 
 
 async def approval(state: DeployState) -> Command[Literal["build", "__end__"]]:
-    answer = interrupt(
-        {
-            "question": f"Deploy {state['service']} to {state['environment']}?",
-            "plan": state["plan"],
-            "environment": state["environment"],
-        }
-    )
+    request: dict[str, Any] = {
+        "question": f"Deploy {state['service']} to {state['environment']}?",
+        "plan": state["plan"],
+        "environment": state["environment"],
+    }
+    if state.get("approval_deadline") is not None:
+        request["deadline_seconds"] = state["approval_deadline"]
+    if state.get("default_action"):
+        request["default_action"] = state["default_action"]
+    answer = interrupt(request)
     if answer.get("decision") == "approve":
         return Command(goto="build", update={"approved": True})
     logger.warning("Deployment rejected: %s", answer.get("comment") or "no comment")
@@ -87,4 +96,10 @@ def build() -> Workflow:
     for a, b in zip(STEPS, STEPS[1:], strict=False):
         graph.add_edge(a, b)
     graph.add_edge(STEPS[-1], END)
-    return Workflow(graph, DeployInput(), "Plan a deployment, ask for approval, run five logged steps.")
+    return Workflow(
+        graph,
+        DeployInput(),
+        "Plan a deployment, ask for approval, run five logged steps.",
+        deadline_seconds=DAY,  # nobody answered in a day: the deployment is off
+        default_action="reject",
+    )

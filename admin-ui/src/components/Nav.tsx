@@ -5,6 +5,7 @@ import { ConnectionBadge } from "./Badges";
 
 const LINKS = [
   { href: "/", label: "Runs" },
+  { href: "/approvals/", label: "Waiting for you" },
   { href: "/start/", label: "Start a run" },
   { href: "/health/", label: "Health" },
 ];

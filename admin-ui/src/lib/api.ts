@@ -44,6 +44,22 @@ export interface RunsPage {
   next_cursor: string | null;
   counts: Partial<Record<RunStatus, number>>;
 }
+/** A pending approval in the queue (GET /admin/approvals). */
+export interface Approval {
+  thread_id: string;
+  workflow: string;
+  interrupt_id: string;
+  value: unknown;
+  waiting_since: string;
+  deadline: string | null;
+  default_action: "approve" | "reject" | null;
+  seconds_left: number | null;
+}
+export interface ApprovalsPage {
+  approvals: Approval[];
+  total: number;
+  next_cursor: string | null;
+}
 export interface Checkpoint {
   checkpoint_id: string;
   parent_checkpoint_id?: string | null;
@@ -198,6 +214,8 @@ export const api = {
   logs: (threadId: string, after: number, limit = 5000) =>
     call<LogsPage>("GET", `/admin/runs/${id(threadId)}/logs${q({ after, limit })}`),
   workflows: () => call<{ workflows: Workflow[] }>("GET", "/admin/workflows"),
+  approvals: (p: { workflow?: string; limit?: number; cursor?: string | null }) =>
+    call<ApprovalsPage>("GET", `/admin/approvals${q(p)}`),
   stats: () => call<Json>("GET", "/admin/stats"),
   health: () => call<Json>("GET", "/health"),
   realtimeHealth: async () => call<Json>("GET", "/health", undefined, await realtimeBase()),
