@@ -70,7 +70,7 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
                 running.rest_port = _bound_port(runners[-1])
                 assert services.runs is not None
                 services.runs.node = f"{socket.gethostname()}:{running.rest_port}"
-                resumed = await services.runs.resume_interrupted()
+                resumed = await services.runs.cluster.resume_interrupted()
                 if resumed:
                     logger.info("resumed %d interrupted run(s)", resumed)
                 if services.webhooks is not None:  # by node name, so only once the port is known

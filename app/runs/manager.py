@@ -20,6 +20,7 @@ from app.background import background
 from app.errors import Conflict, Invalid, NotFound, NotWaiting, StaleInterrupt, StoreUnavailable
 from app.pubsub import Bus
 from app.pubsub.outbox import Outbox
+from app.runs.cluster import CONTROL_CHANNEL, LEASE_TTL, Cluster
 from app.runs.context import current_thread
 from app.runs.deadlines import Deadlines, approvals_for, forget
 from app.runs.logsink import LogSink
@@ -31,8 +32,6 @@ logger = logging.getLogger(__name__)
 run_log = logging.getLogger("beacon.run")
 
 ADMIN_CHANNEL = "admin"
-CONTROL_CHANNEL = "control"  # REST nodes tell each other to cancel what they execute
-LEASE_TTL = 15.0  # seconds a dead node's runs wait before another node resumes them
 
 
 def _now() -> str:
@@ -72,6 +71,7 @@ class RunManager:
         self._draining = False
         # Called with every status event on the node that caused it (webhooks); they must only enqueue.
         self.on_status: list[Callable[[dict[str, Any]], None]] = []
+        self.cluster = Cluster(self)
 
     # -- public API -------------------------------------------------------------------
 
@@ -90,7 +90,7 @@ class RunManager:
         run = await self.store.create_run(thread_id, workflow, input)
         await self.store.claim(thread_id, self.node, LEASE_TTL)
         self._status_event(run.thread_id, workflow, "running", event="started")
-        self._spawn(run.thread_id, workflow, input)
+        self.spawn(run.thread_id, workflow, input)
         return run
 
     async def status(self, thread_id: str) -> dict[str, Any]:
@@ -171,7 +171,7 @@ class RunManager:
         self._publish({"type": "approval", "data": {"thread_id": thread_id, **_decision(record)}})
         self._status_event(thread_id, run.workflow, "running", event="resumed")
         resume = {"decision": decision, "comment": comment, "data": data}
-        self._spawn(thread_id, run.workflow, Command(resume={interrupt_id: resume}))
+        self.spawn(thread_id, run.workflow, Command(resume={interrupt_id: resume}))
         return record
 
     async def cancel(self, thread_id: str, by: str | None = None, comment: str | None = None) -> Run:
@@ -183,7 +183,7 @@ class RunManager:
             record = Decision(thread_id, "", "cancel", comment, _now(), by)
             await self.store.record_decision(record)
             await forget(self.store, thread_id)
-            task = self._stop_local(thread_id)
+            task = self.stop_local(thread_id)
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
         elif run.status == "running":
@@ -192,67 +192,12 @@ class RunManager:
         self._status_event(thread_id, run.workflow, "cancelled", cancelled_by=by, decided_at=record.decided_at)
         return await self._get(thread_id)
 
-    def _stop_local(self, thread_id: str) -> asyncio.Task[None] | None:
+    def stop_local(self, thread_id: str) -> asyncio.Task[None] | None:
         task = self._tasks.get(thread_id)
         if task is not None:
             self._cancelling.add(thread_id)
             task.cancel()
         return task
-
-    async def listen_control(self) -> None:
-        """Cancel requests from other REST nodes for runs this node executes."""
-        async with self.bus.subscribe(CONTROL_CHANNEL) as queue:
-            async for message in queue:
-                try:
-                    command = orjson.loads(message.data)
-                    if command.get("type") == "cancel":
-                        self._stop_local(str(command.get("thread_id")))
-                except Exception:
-                    logger.warning("ignoring a malformed control message", exc_info=True)
-
-    async def supervise(self) -> None:
-        """Renew this node's leases; pick up runs whose node died (their lease ran out)."""
-        while True:
-            await asyncio.sleep(LEASE_TTL / 3)
-            try:
-                await self.store.renew(self.node, list(self._tasks), LEASE_TTL)
-                if not self._draining:
-                    await self.resume_interrupted()
-            except Exception:
-                logger.warning("lease renewal or resume scan failed", exc_info=True)
-
-    async def resume_interrupted(self) -> int:
-        """Continue runs that were `running` when the last process stopped."""
-        resumed, cursor = 0, None
-        while True:
-            page = await self.store.list_runs(status="running", limit=200, cursor=cursor)
-            for run in page.runs:
-                if run.thread_id in self._tasks or not await self.store.claim(run.thread_id, self.node, LEASE_TTL):
-                    continue  # ours already, or another live node executes it
-                if run.workflow not in self._graphs:
-                    await self.store.set_status(
-                        run.thread_id,
-                        "failed",
-                        expect=["running"],
-                        error=f"workflow {run.workflow!r} is not registered",
-                    )
-                    continue
-                logger.info("resuming run %s (%s) from its last checkpoint", run.thread_id, run.workflow)
-                self._spawn(run.thread_id, run.workflow, await self._unapplied_decisions(run))
-                resumed += 1
-            if not page.next_cursor:
-                return resumed
-            cursor = page.next_cursor
-
-    async def _unapplied_decisions(self, run: Run) -> Command[Any] | None:
-        """Decisions acknowledged with 200 whose resume never reached a checkpoint (the process died)."""
-        state = await self._graphs[run.workflow].aget_state(self._config(run.thread_id))
-        pending = {i.id for i in state.interrupts}
-        decided = [d for d in await self.store.decisions(run.thread_id) if d.interrupt_id in pending]
-        if not decided:
-            return None
-        resume = {d.interrupt_id: {"decision": d.decision, "comment": d.comment, "data": d.data} for d in decided}
-        return Command(resume=resume)
 
     async def drain(self, grace: float) -> None:
         """Let each running step reach its next checkpoint, then stop; cancel after `grace`."""
@@ -274,9 +219,11 @@ class RunManager:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RunManager]:
-        """The manager's background work: cancel requests from other nodes, lease upkeep."""
+        """The manager's background work: cancel requests from other nodes, lease upkeep, deadlines."""
         async with background(
-            runs_control=self.listen_control(), runs_supervisor=self.supervise(), runs_deadlines=Deadlines(self).run()
+            runs_control=self.cluster.listen_control(),
+            runs_supervisor=self.cluster.supervise(),
+            runs_deadlines=Deadlines(self).run(),
         ):
             yield self
 
@@ -287,6 +234,15 @@ class RunManager:
     @property
     def active(self) -> int:
         return len(self._tasks)
+
+    @property
+    def executing(self) -> list[str]:
+        """The threads this node runs right now."""
+        return list(self._tasks)
+
+    async def interrupt_ids(self, run: Run) -> set[str]:
+        state = await self._graphs[run.workflow].aget_state(self._config(run.thread_id))
+        return {i.id for i in state.interrupts}
 
     # -- internals --------------------------------------------------------------------
 
@@ -313,7 +269,8 @@ class RunManager:
             raise NotFound(f"no run with thread_id {thread_id!r}")
         return run
 
-    def _spawn(self, thread_id: str, workflow: str, payload: Any) -> None:
+    def spawn(self, thread_id: str, workflow: str, payload: Any) -> None:
+        """Run or resume a thread in a task this node tracks (its lease is the caller's business)."""
         task = asyncio.create_task(self._drive(thread_id, workflow, payload), name=f"run:{thread_id}")
         self._tasks[thread_id] = task
 
