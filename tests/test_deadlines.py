@@ -60,6 +60,26 @@ async def test_deadline_applies_the_default_action(beacon: Beacon, connect: Clie
     assert status == 409 and body["error"] == "not_waiting"  # too late for a human
 
 
+async def test_status_and_the_waiting_event_show_the_deadline(beacon: Beacon, connect: ClientFactory) -> None:
+    client = await connect(beacon.realtime, ("/admin",))
+    thread_id = await beacon.start("deploy", deploy_input(600, "reject"))
+    waiting = await beacon.wait_status(thread_id, "waiting_approval")
+    [pending] = waiting["pending"]
+    item = await queued(beacon, thread_id)
+    assert (pending["deadline"], pending["default_action"]) == (item["deadline"], "reject")
+    assert 590 < datetime.fromisoformat(pending["deadline"]).timestamp() - time.time() <= 600
+
+    def waiting_events() -> list[dict[str, Any]]:
+        events = [e["data"] for e in client.admin if e["type"] == "run_status" and e["data"]["thread_id"] == thread_id]
+        return [e for e in events if e["status"] == "waiting_approval"]
+
+    [event] = await eventually(waiting_events)
+    assert event["pending"] == [pending]
+    other = await beacon.start("review", {"topic": "no deadline", "delay": 0})
+    [none] = (await beacon.wait_status(other, "waiting_approval"))["pending"]
+    assert (none["deadline"], none["default_action"]) == (None, None)
+
+
 async def test_a_human_before_the_deadline_wins_and_the_deadline_never_applies(stack_beacon: Beacon) -> None:
     beacon = stack_beacon
     thread_id = await beacon.start("deploy", deploy_input(2, "reject"))

@@ -394,3 +394,18 @@ async def test_waiting_for_you_shows_a_run_until_it_is_decided(ui: UI) -> None:
     await expect(row).to_have_count(0)
     await expect(page.get_by_test_id("approvals-total")).to_have_text("1")
     assert await page.evaluate("window.__sameDocument") is True, "the page reloaded"
+
+
+async def test_run_page_shows_the_deadline_and_its_default(ui: UI) -> None:
+    deploy = {"service": "billing", "step_delay": 0, "approval_deadline": 3600, "default_action": "reject"}
+    thread_id = await ui.beacon.start("deploy", deploy)
+    await ui.beacon.wait_status(thread_id, "waiting_approval")
+    page = await ui.page()
+    await page.goto(ui.url(f"/ui/run/?id={thread_id}"))
+    note = page.get_by_test_id("deadline-note")
+    await expect(note).to_contain_text(re.compile(r"If nobody decides, reject applies at .* \(in (59m \d\ds|1h 00m)\)"))
+    review = await ui.beacon.start("review", {"topic": "no deadline", "delay": 0})
+    await ui.beacon.wait_status(review, "waiting_approval")
+    await page.goto(ui.url(f"/ui/run/?id={review}"))
+    await expect(page.get_by_role("button", name="Approve…")).to_be_visible()
+    await expect(page.get_by_test_id("deadline-note")).to_have_count(0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -30,14 +29,13 @@ async def list_approvals(request: web.Request) -> web.Response:
 
 
 def _out(a: Approval, now: float) -> dict[str, Any]:
-    deadline = None if a.deadline is None else datetime.fromtimestamp(a.deadline, UTC).isoformat()
     return {
         "thread_id": a.thread_id,
         "workflow": a.workflow,
         "interrupt_id": a.interrupt_id,
         "value": a.value,
         "waiting_since": a.waiting_since,
-        "deadline": deadline,
+        "deadline": a.deadline_at,
         "default_action": a.default_action,
         # Relative to this answer, so a client with a wrong clock still counts down correctly.
         "seconds_left": None if a.deadline is None else round(max(0.0, a.deadline - now), 3),

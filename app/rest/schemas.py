@@ -48,6 +48,8 @@ class ThreadPath(Schema):
 class Pending(Schema):
     interrupt_id = fields.String(required=True)
     value = fields.Raw(allow_none=True)
+    deadline = fields.String(allow_none=True, metadata={"description": "when default_action applies (ISO 8601)"})
+    default_action = fields.String(allow_none=True, validate=validate.OneOf(["approve", "reject"]))
 
 
 class DecisionOut(Schema):

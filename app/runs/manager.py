@@ -24,7 +24,7 @@ from app.runs.cluster import CONTROL_CHANNEL, LEASE_TTL, Cluster
 from app.runs.context import current_thread
 from app.runs.deadlines import Deadlines, approvals_for, forget
 from app.runs.logsink import LogSink
-from app.store import ACTIVE, Decision, Run, Store
+from app.store import ACTIVE, Approval, Decision, Run, Store
 from app.workflows import Workflow
 
 logger = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class RunManager:
         pending = []
         if state is not None and run.status == "waiting_approval":
             pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
+            pending = await self._with_deadlines(thread_id, pending)
         return {
             "thread_id": run.thread_id,
             "workflow": run.workflow,
@@ -263,6 +264,11 @@ class RunManager:
             return False
         return True
 
+    async def _with_deadlines(self, thread_id: str, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Each pending approval with its stored deadline and default action (or nulls)."""
+        stored = {a.interrupt_id: a for a in (await self.store.list_approvals(thread_id=thread_id)).approvals}
+        return [{**p, **_deadline(stored.get(p["interrupt_id"]))} for p in pending]
+
     async def _get(self, thread_id: str) -> Run:
         run = await self.store.get_run(thread_id)
         if run is None:
@@ -328,6 +334,7 @@ class RunManager:
             )
             if await self.store.set_status(thread_id, "waiting_approval", expect=["running"]):
                 run_log.info("waiting for approval")
+                pending = await self._with_deadlines(thread_id, pending)
                 self._status_event(thread_id, workflow, "waiting_approval", pending=pending)
         elif await self.store.set_status(thread_id, "completed", expect=["running"]):
             await forget(self.store, thread_id)
@@ -356,6 +363,12 @@ class RunManager:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
+
+
+def _deadline(approval: Approval | None) -> dict[str, Any]:
+    if approval is None or approval.deadline is None:
+        return {"deadline": None, "default_action": None}
+    return {"deadline": approval.deadline_at, "default_action": approval.default_action}
 
 
 def _decision(d: Decision) -> dict[str, Any]:

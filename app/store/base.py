@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict
 
 STATUSES = ("running", "waiting_approval", "completed", "failed", "cancelled")
@@ -65,6 +66,11 @@ class Approval:
     waiting_since: str
     deadline: float | None = None  # epoch seconds; then `default_action` applies as a decision
     default_action: str | None = None
+
+    @property
+    def deadline_at(self) -> str | None:
+        """The deadline as ISO 8601 (UTC), as the API shows it."""
+        return None if self.deadline is None else datetime.fromtimestamp(self.deadline, UTC).isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +173,12 @@ class Store(Protocol):
         ...
 
     async def list_approvals(
-        self, *, workflow: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        workflow: str | None = None,
+        thread_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> ApprovalPage:
         """Pending approvals of waiting runs, oldest first; ValueError for a foreign cursor."""
         ...

@@ -479,13 +479,21 @@ class PostgresStore:
         await self._execute(sql, args)
 
     async def list_approvals(
-        self, *, workflow: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        workflow: str | None = None,
+        thread_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> ApprovalPage:
         # Joined with runs: a row a crash left behind never shows once its run moved on.
         where, args = ["r.status = 'waiting_approval'"], []
         if workflow:
             where.append("a.workflow = %s")
             args.append(workflow)
+        if thread_id:
+            where.append("a.thread_id = %s")
+            args.append(thread_id)
         after = decode_key(cursor, 3) if cursor else None  # ValueError for a foreign cursor
         base = f"FROM approvals a JOIN runs r USING (thread_id) WHERE {' AND '.join(where)}"
         count_sql, count_args = f"SELECT count(*) AS n {base}", list(args)

@@ -365,13 +365,21 @@ class SqliteStore:
             await self._db.execute(sql, args)
 
     async def list_approvals(
-        self, *, workflow: str | None = None, limit: int = 50, cursor: str | None = None
+        self,
+        *,
+        workflow: str | None = None,
+        thread_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> ApprovalPage:
         # Joined with runs: a row a crash left behind never shows once its run moved on.
         where, args = ["r.status = 'waiting_approval'"], []
         if workflow:
             where.append("a.workflow = ?")
             args.append(workflow)
+        if thread_id:
+            where.append("a.thread_id = ?")
+            args.append(thread_id)
         after = decode_key(cursor, 3) if cursor else None  # ValueError for a foreign cursor
         base = f"FROM approvals a JOIN runs r USING (thread_id) WHERE {' AND '.join(where)}"
         with _guard():

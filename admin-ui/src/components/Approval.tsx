@@ -2,7 +2,7 @@
 // The pending approval: what is asked, a comment, Approve / Reject, and a confirmation step.
 import { useEffect, useRef, useState } from "react";
 import { ApiError, type Decision, type Pending, api } from "@/lib/api";
-import { pretty } from "@/lib/format";
+import { fmtDuration, fmtTime, pretty } from "@/lib/format";
 
 export type Notice = { kind: "ok" | "error" | "info"; text: string };
 type Choice = "approve" | "reject";
@@ -38,6 +38,22 @@ function PendingValue({ value }: { value: unknown }) {
         ))}
       </dl>
     </>
+  );
+}
+
+// When nobody decides: the default action and a countdown to the deadline (from /status).
+function DeadlineNote({ deadline, action }: { deadline: string; action: string }) {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  const left = (Date.parse(deadline) - now) / 1000;
+  return (
+    <p className="deadline-note" data-testid="deadline-note" title={deadline}>
+      If nobody decides, <span className={`badge da-${action}`}>{action}</span> applies at {fmtTime(deadline)}
+      {left > 0 ? ` (in ${fmtDuration(left)})` : " (now)"}.
+    </p>
   );
 }
 
@@ -84,6 +100,9 @@ export function ApprovalPanel(props: {
     <section className="approval" aria-labelledby={`h-${pending.interrupt_id}`}>
       <h2 id={`h-${pending.interrupt_id}`}>Waiting for approval</h2>
       <PendingValue value={pending.value} />
+      {pending.deadline && pending.default_action && (
+        <DeadlineNote deadline={pending.deadline} action={pending.default_action} />
+      )}
       <label htmlFor={commentId}>Comment (optional, recorded with your decision)</label>
       <textarea id={commentId} value={comment} onChange={(e) => setComment(e.target.value)} rows={2} maxLength={4000} disabled={busy} />
       {choice === null ? (

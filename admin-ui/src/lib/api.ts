@@ -23,6 +23,8 @@ export interface Run {
 export interface Pending {
   interrupt_id: string;
   value: unknown;
+  deadline?: string | null;
+  default_action?: "approve" | "reject" | null;
 }
 export interface Decision {
   interrupt_id: string;
