@@ -68,18 +68,19 @@ async def schema_lock(url: str, timeout: float = 120.0) -> AsyncIterator[None]:
     """
     import psycopg
 
-    from app.store.postgres import SCHEMA_LOCK
+    from app.store.postgres import CHECKPOINTS_LOCK
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         deadline = asyncio.get_running_loop().time() + timeout
-        while not (await (await conn.execute("SELECT pg_try_advisory_lock(%s)", (SCHEMA_LOCK,))).fetchone() or [0])[0]:
+        take = "SELECT pg_try_advisory_lock(%s)"
+        while not (await (await conn.execute(take, (CHECKPOINTS_LOCK,))).fetchone() or [0])[0]:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("another node holds the schema lock")
             await asyncio.sleep(0.1)
         try:
             yield
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINTS_LOCK,))
 
 
 def _bus_metrics(metrics: Metrics, bus: Bus) -> Metrics:

@@ -107,6 +107,9 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (nod
 """
 RETRY_AFTER = 0.5  # while the server is down, seconds between calls that try it again
 SCHEMA_LOCK = 0x6265_6163_6F6E  # "beacon": serializes start-up migrations of several processes
+# LangGraph's migrations take their own key: they build indexes CONCURRENTLY, which wait for every
+# open transaction, and a node waiting for SCHEMA_LOCK sits in one.
+CHECKPOINTS_LOCK = SCHEMA_LOCK + 1
 
 # What a dead, unreachable or stalled server looks like to psycopg (PoolTimeout included).
 UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
