@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-long lint venv node ui packages bench clean
+.PHONY: run test test-long soak lint venv node ui packages bench clean
 BENCH_ARGS ?=
 
 venv: $(STAMP)
@@ -51,10 +51,13 @@ packages:
 	@scripts/ensure-packages.sh
 
 test: packages venv node ui lint
-	$(BIN)/python -m pytest -m "not long"
+	$(BIN)/python -m pytest -m "not long and not soak"
 
 test-long: packages venv node
-	$(BIN)/python -m pytest -m long
+	$(BIN)/python -m pytest -m "long and not soak"
+
+soak: packages venv node  ## TESTPLAN L3: 30 minutes (SOAK_SECONDS=… for less)
+	$(BIN)/python -m pytest -m soak -s
 
 clean:
 	rm -rf $(VENV) tests/node/node_modules admin-ui/node_modules admin-ui/.next admin-ui/out \

@@ -1,9 +1,12 @@
-"""Load rows of TESTPLAN.md with 300 npm socket.io-client connections in a Node process (*long*):
+"""Load rows of TESTPLAN.md with npm socket.io-client connections in a Node process:
 
 L1: 10 threads × 50 lines/s for 60 s to 300 subscribed clients: p99 logging→receipt < 250 ms, no
     seq missing or repeated.
 L2: the realtime node restarted under them: all 300 back and resubscribed with `since` ≤ 15 s,
     every line still arrives exactly once, and REST answers with p99 < 500 ms meanwhile.
+L3: a soak at half that load with Redis `CLIENT KILL`s (`make soak`; 30 minutes, not in CI).
+
+L1 and L2 are *long* (`make test-long`).
 
 Beacon runs as real processes (`python run.py`): one process for L1; for L2 a REST node and a
 realtime node on Redis and Postgres, so the realtime node can restart alone.
@@ -26,8 +29,6 @@ import aiohttp
 import pytest
 from conftest import AUTH_HEADER, ROOT, TOKEN, TOKEN_ENTRY, eventually, free_port, need_binary
 from servers import PostgresServer, RedisServer
-
-pytestmark = pytest.mark.long
 
 CLIENTS = 300
 THREADS = 10
@@ -74,10 +75,12 @@ async def healthy(http: aiohttp.ClientSession, url: str, proc: Proc) -> None:
 
 
 @contextlib.asynccontextmanager
-async def node_clients(realtime: str, threads: list[str], lines: int, seconds: float) -> AsyncIterator[NodeLoad]:
+async def node_clients(
+    realtime: str, threads: list[str], lines: int, seconds: float, clients: int = CLIENTS
+) -> AsyncIterator[NodeLoad]:
     need_binary("node")
     proc = await asyncio.create_subprocess_exec(
-        "node", str(ROOT / "tests" / "node" / "load.mjs"), realtime, str(CLIENTS), ",".join(threads),
+        "node", str(ROOT / "tests" / "node" / "load.mjs"), realtime, str(clients), ",".join(threads),
         str(lines), str(seconds),
         env={**os.environ, "BEACON_TOKEN": TOKEN}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -119,6 +122,7 @@ async def start_runs(http: aiohttp.ClientSession, rest: str, threads: list[str],
             assert resp.status == 202, await resp.text()
 
 
+@pytest.mark.long
 @pytest.mark.timeout(300)
 async def test_l1_300_clients_10_threads_50_lines_a_second(tmp_path: Path) -> None:
     rest_port, realtime_port = free_port(), free_port()
@@ -145,6 +149,7 @@ async def test_l1_300_clients_10_threads_50_lines_a_second(tmp_path: Path) -> No
     assert summary["p99_ms"] < 250, summary
 
 
+@pytest.mark.long
 @pytest.mark.timeout(300)
 async def test_l2_realtime_restart_under_300_clients(
     tmp_path: Path, redis_server: RedisServer, postgres_server: PostgresServer
@@ -196,3 +201,65 @@ async def test_l2_realtime_restart_under_300_clients(
     assert back["slowest_ms"] <= 15_000, back  # every client resubscribed within 15 s of losing the node
     assert summary["done"] and (summary["missing"], summary["duplicates"]) == (0, 0), summary
     assert len(latencies) > 50 and p99 is not None and p99 < 0.5, p99
+
+
+def rss_and_fds(pid: int) -> tuple[float, int]:
+    """Resident memory (MB) and open file descriptors of a process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+    return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(0)
+async def test_l3_soak_at_half_load_with_client_kills(
+    tmp_path: Path, redis_proc: RedisServer, postgres_server: PostgresServer
+) -> None:
+    """L3 (`make soak`, not in CI): half of L1's load for SOAK_SECONDS (default 30 min), a Redis
+    `CLIENT KILL TYPE pubsub` every 5 min; RSS growth after warm-up < 50 MB, open fds ±20."""
+    seconds = float(os.environ.get("SOAK_SECONDS", "1800"))
+    warm_up, kill_every = min(120.0, seconds / 4), min(300.0, seconds / 3)
+    env = child_env(PUBSUB_URL=redis_proc.url, STORE_URL=postgres_server.create_database())
+    rest_port, realtime_port = free_port(), free_port()
+    rest, realtime = f"http://127.0.0.1:{rest_port}", f"http://127.0.0.1:{realtime_port}"
+    nodes = [
+        Proc("rest", [sys.executable, "run.py", "rest", "--rest-port", str(rest_port)], env, tmp_path),
+        Proc("realtime", [sys.executable, "run.py", "realtime", "--socketio-port", str(realtime_port)], env, tmp_path),
+    ]
+    threads, rate = [f"l3-{i}" for i in range(THREADS)], RATE // 2
+    lines = int(rate * seconds)
+    samples: dict[str, list[tuple[float, int]]] = {p.name: [] for p in nodes}
+    async with aiohttp.ClientSession(headers=AUTH_HEADER, timeout=aiohttp.ClientTimeout(total=10)) as http:
+        await asyncio.gather(*(p.start() for p in nodes))
+        try:
+            await healthy(http, rest + "/health", nodes[0])
+            await healthy(http, realtime + "/health", nodes[1])
+            async with node_clients(realtime, threads, lines, seconds + 120, clients=CLIENTS // 2) as load:
+                await load.line("ready", 60)
+                for thread_id in threads:
+                    body = {"workflow": "bench", "thread_id": thread_id, "input": {"lines": lines, "rate": rate}}
+                    async with http.post(rest + "/start", json=body) as resp:
+                        assert resp.status == 202, await resp.text()
+                began = time.monotonic()
+                kills = 0
+                while (elapsed := time.monotonic() - began) < seconds:  # bounded by SOAK_SECONDS
+                    await asyncio.sleep(5)
+                    if any("done" in o for o in load.out):
+                        break  # the clients have every line and are gone: sockets closed is no leak
+                    if elapsed >= warm_up:
+                        for p in nodes:
+                            assert p.proc is not None and p.proc.returncode is None, p.log.read_text()[-3000:]
+                            samples[p.name].append(rss_and_fds(p.proc.pid))
+                    if elapsed >= (kills + 1) * kill_every:
+                        assert redis_proc.command("CLIENT", "KILL", "TYPE", "pubsub").startswith(":")
+                        kills += 1
+                summary = await load.line("done", 120)
+        finally:
+            for p in nodes:
+                await p.stop(signal.SIGTERM)
+    print("L3:", summary, {n: (s[0], s[-1], max(x[0] for x in s)) for n, s in samples.items() if s})
+    assert summary["done"] and (summary["missing"], summary["duplicates"]) == (0, 0), summary
+    for name, series in samples.items():
+        (rss0, fds0), (rss1, fds1) = series[0], series[-1]
+        assert rss1 - rss0 < 50, f"{name}: RSS grew {rss1 - rss0:.1f} MB after warm-up"
+        assert abs(fds1 - fds0) <= 20, f"{name}: open fds {fds0} → {fds1}"
