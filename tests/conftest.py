@@ -123,8 +123,26 @@ class Beacon(RestClient):
 
 @contextlib.asynccontextmanager
 async def running_beacon(cfg: Config) -> AsyncIterator[Beacon]:
-    async with serve(cfg) as running, aiohttp.ClientSession(headers=AUTH_HEADER) as http:
-        yield Beacon(cfg, running, http)
+    watchdog: asyncio.Task[None] | None = None
+    try:
+        async with serve(cfg) as running, aiohttp.ClientSession(headers=AUTH_HEADER) as http:
+            try:
+                yield Beacon(cfg, running, http)
+            finally:
+                watchdog = asyncio.create_task(_report_slow_shutdown(30))
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+
+
+async def _report_slow_shutdown(after: float) -> None:
+    """A shutdown should take seconds; past `after`, print what is still pending (for a hang in CI)."""
+    await asyncio.sleep(after)
+    current = asyncio.current_task()
+    print(f"\nserve() still shutting down after {after:.0f}s; pending tasks:", flush=True)
+    for task in asyncio.all_tasks():
+        if task is not current:
+            task.print_stack(limit=8)
 
 
 @pytest.fixture
