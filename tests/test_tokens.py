@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +129,11 @@ async def test_a_revoke_on_one_node_disconnects_sockets_on_another(
 
         await eventually(connected, 10, message="the realtime node never accepted the new token")
         try:
+            began = time.monotonic()
             status, _ = await call(rest_node, "DELETE", "/admin/tokens/remote", TOKEN)
             assert status == 200
             await eventually(lambda: not client.connected, 5, message="socket on the other node still connected")
+            print(f"\nS4 across nodes: disconnected {time.monotonic() - began:.2f}s after the revoke")
         finally:
             await client.disconnect()
 
