@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,31 @@ async def test_a_revoke_on_one_node_disconnects_sockets_on_another(
             await eventually(lambda: not client.connected, 5, message="socket on the other node still connected")
             print(f"\nS4 across nodes: disconnected {time.monotonic() - began:.2f}s after the revoke")
         finally:
+            await client.disconnect()
+
+
+async def test_a_node_that_missed_the_bus_message_still_follows_within_the_refresh(
+    tmp_path: Path, redis_proc: Any, postgres_server: Any
+) -> None:
+    """Redis frozen while the revoke happens: the other node re-reads the store (every 5 s)."""
+    cfg = make_config(
+        tmp_path,
+        **{"auth.tokens": TOKENS, "pubsub.url": redis_proc.url, "store.url": postgres_server.create_database()},
+    )
+    async with running_beacon(cfg) as rest_node, serve(cfg, "realtime") as realtime_node:
+        status, created = await call(rest_node, "POST", "/admin/tokens", TOKEN, {"name": "later", "role": "viewer"})
+        assert status == 201
+        url = f"http://127.0.0.1:{realtime_node.realtime_port}"
+        client = socketio.AsyncClient(reconnection=False)
+        await eventually(lambda: realtime_node.services.auth.find("later"), 10)
+        await client.connect(url, namespaces=["/logs"], auth={"token": created["token"]}, wait_timeout=5)
+        redis_proc.send(signal.SIGSTOP)
+        try:
+            status, _ = await call(rest_node, "DELETE", "/admin/tokens/later", TOKEN)
+            assert status == 200  # the store has it; the bus message is lost
+            await eventually(lambda: not client.connected, 10, message="the other node never re-read the tokens")
+        finally:
+            redis_proc.send(signal.SIGCONT)
             await client.disconnect()
 
 
