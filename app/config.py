@@ -57,6 +57,7 @@ class RealtimeConfig:
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     max_message_bytes: int = 65536
+    send_buffer_bytes: int = 1048576  # unsent bytes per /logs client before its lines are skipped (`dropped`)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ class Metrics:
             registry=self.registry,
         )
         self.lines = Counter("beacon_log_lines", "Log lines captured from runs", registry=self.registry)
+        self.lines_dropped = Counter(
+            "beacon_socketio_lines_dropped",
+            "Log lines skipped for /logs clients that stopped reading (each such client gets a `dropped` event)",
+            registry=self.registry,
+        )
         self.bus_lag = Histogram(
             "beacon_bus_lag_seconds",
             "Delay from a log line's logging call to its emit on this node",

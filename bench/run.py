@@ -59,6 +59,10 @@ SERVER_LABELS = {
     "python-uvloop": "python-socketio (bare, uvloop)",
     "node": "Node socket.io",
 }
+UVLOOP_RUN = (
+    "import runpy, sys, uvloop; uvloop.install(); sys.argv = sys.argv[1:]; "
+    "runpy.run_path('run.py', run_name='__main__')"
+)
 BENCH_TOKEN = secrets.token_urlsafe(24)  # Beacon's admin token for this run (env BEACON_AUTH_TOKENS)
 ALL_SCENARIOS = ("fanout", "steady", "memory", "rest", "redis")
 REDIS_SKIP = (
@@ -112,6 +116,7 @@ class Server:
         self.label = SERVER_LABELS[name]
         self.workdir = workdir
         self.beacon_args = beacon_args
+        self.uvloop = False
         self.proc: subprocess.Popen[bytes] | None = None
         self.ps: psutil.Process | None = None
         self.rest_port = self.sio_port = 0
@@ -124,8 +129,11 @@ class Server:
         if self.name == "beacon":
             store = self.workdir / self.tag / "b.sqlite"
             store.parent.mkdir(parents=True, exist_ok=True)
+            # --beacon-uvloop: Beacon's run.py on a uvloop event loop (a measurement; run.py itself uses asyncio's)
+            loop = ["-c", UVLOOP_RUN] if self.uvloop else []
             return [
                 sys.executable,
+                *loop,
                 "run.py",
                 "--rest-port",
                 str(self.rest_port),
@@ -549,6 +557,7 @@ class Bench:
         srv = self.servers.get(name)
         if srv is None or not srv.alive():
             srv = Server(name, self.workdir, self.args.beacon_arg)
+            srv.uvloop = self.args.beacon_uvloop
             srv.yield_every = self.args.ref_yield_every
             srv.stamp = self.args.ref_stamp
             log(f"starting {srv.label}")
@@ -785,7 +794,8 @@ class Bench:
         assert self.gens is not None
         a = self.args
         n = max(a.clients)
-        lines = max(a.min_lines, a.deliveries // n) if a.lines is None else a.lines
+        # enough lines for a few seconds of samples: Beacon's fan-out of --deliveries is over in well under one
+        lines = max(a.min_lines, a.profile_deliveries // n) if a.lines is None else a.lines
         srv = self.server("beacon")
         srv.settle()
         raw = self.out / f"{self.stamp}-profile-beacon-fanout-{n}.txt"
@@ -836,7 +846,7 @@ class Bench:
 
 # -- profile summary -------------------------------------------------------------------------------
 PROFILE_GROUPS = [  # (label, substrings of a frame); the leaf (self time) decides, first match wins
-    ("socket send(): one syscall per message per recipient", ("selector_events.py", "uvloop")),
+    ("socket send() syscalls (Beacon: one per batch piece per client)", ("selector_events.py", "uvloop")),
     ("creating and scheduling tasks", ("create_task (", "_call_soon (", "ensure_future (", "call_soon (")),
     ("resuming tasks and callbacks (C Task step)", ("Handle._run (",)),
     ("waits, queues, timers (wait_for, Queue, call_at)", ("asyncio/tasks.py", "asyncio/queues.py",
@@ -1157,6 +1167,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="also run fanout and memory with the clients offering permessage-deflate (as browsers do)",
     )
     p.add_argument("--profile", action="store_true", help="one extra Beacon fan-out at the largest N under py-spy")
+    p.add_argument("--profile-deliveries", type=int, default=4_000_000, help="--profile: lines = this / clients")
     p.add_argument("--gen-procs", type=int, default=3, help="load-generator processes")
     p.add_argument(
         "--gen-uvloop",
@@ -1185,6 +1196,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         help="extra argument for Beacon's run.py, e.g. --beacon-arg=--log-level=WARNING (repeatable)",
     )
+    p.add_argument("--beacon-uvloop", action="store_true", help="run Beacon on uvloop (to measure what it would gain)")
     p.add_argument("--out", default=str(BENCH / "results"), help="where the JSON and markdown go")
     p.add_argument("--keep-workdir", action="store_true", help="keep server logs and Beacon's SQLite files")
     args = p.parse_args(argv)

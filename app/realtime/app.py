@@ -14,6 +14,7 @@ from aiohttp import web
 from app.keys import admin_ns_key, bridge_key, config_key, logs_ns_key, services_key, sio_key, started_key
 from app.metrics import metrics_handler
 from app.realtime.bridge import Bridge
+from app.realtime.fanout import Fanout
 from app.realtime.guard import Guard
 from app.realtime.health import allow_origins, health, stats
 from app.realtime.namespaces import AdminNamespace, LogsNamespace
@@ -50,6 +51,7 @@ async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(bridge.run_logs(), name="bridge-logs"),
         asyncio.create_task(bridge.run_admin(), name="bridge-admin"),
+        asyncio.create_task(bridge.fanout.run_notices(), name="fanout-notices"),
     ]
     yield
     for task in tasks:
@@ -90,10 +92,8 @@ def create_realtime_app(services: Services) -> web.Application:
     app = web.Application()
     sio.attach(app)
 
-    async def emit_line(sid: str, line: object) -> None:
-        await sio.emit("log", line, to=sid, namespace="/logs")
-
-    subs = Subscriptions(services.store, emit_line, services.config.runs.replay_cap)
+    fanout = Fanout(sio, services.metrics, limit=cfg.send_buffer_bytes)
+    subs = Subscriptions(services.store, fanout.send, services.config.runs.replay_cap)
     async def disconnect(sid: str, namespace: str) -> None:
         await sio.disconnect(sid, namespace=namespace)
 
@@ -108,7 +108,7 @@ def create_realtime_app(services: Services) -> web.Application:
     app[sio_key] = sio
     app[logs_ns_key] = logs_ns
     app[admin_ns_key] = admin_ns
-    app[bridge_key] = Bridge(sio, services.bus, subs, services.metrics)
+    app[bridge_key] = Bridge(sio, services.bus, subs, fanout, services.metrics)
     app[started_key] = time.monotonic()
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)

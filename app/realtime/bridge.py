@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -10,6 +11,7 @@ import socketio
 
 from app.metrics import Metrics
 from app.pubsub import Bus
+from app.realtime.fanout import Fanout
 from app.realtime.namespaces import FIREHOSE
 from app.realtime.subscriptions import Subscriptions
 from app.runs.logsink import LOGS_CHANNEL
@@ -19,9 +21,12 @@ logger = logging.getLogger(__name__)
 
 
 class Bridge:
-    def __init__(self, sio: socketio.AsyncServer, bus: Bus, subs: Subscriptions, metrics: Metrics) -> None:
+    def __init__(
+        self, sio: socketio.AsyncServer, bus: Bus, subs: Subscriptions, fanout: Fanout, metrics: Metrics
+    ) -> None:
         self.metrics = metrics
         self.sio = sio
+        self.fanout = fanout
         self.bus = bus
         self.subs = subs
         self.lines = 0
@@ -33,9 +38,15 @@ class Bridge:
             async for message in queue:
                 try:
                     lines = orjson.loads(message.data)
-                    for line in lines:
-                        await self.sio.emit("log", line, room=FIREHOSE, namespace="/logs")
-                        await self.subs.deliver(line)
+                    # The whole batch to the firehose at once (one write per client), then to subscribers.
+                    await self.fanout.broadcast(lines, FIREHOSE)
+                    try:
+                        for line in lines:
+                            await self.subs.deliver(line)
+                    finally:
+                        self.fanout.end_batch()
+                    # Let the sockets' writers and readers run between bus messages that arrive together.
+                    await asyncio.sleep(0)
                     self.lines += len(lines)
                     self.metrics.events.labels("/logs", "log").inc(len(lines))
                     if lines:

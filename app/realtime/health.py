@@ -56,6 +56,17 @@ async def stats(request: web.Request) -> web.Response:
             },
             "events_sent": {"log_lines": bridge.lines, "admin_events": bridge.admin_events},
             "gaps_filled": logs.subs.gaps_filled,
+            # /logs delivery: direct frames vs the library's queue; lines skipped for clients that stopped reading
+            "fanout": {
+                "fast_path": bridge.fanout.enabled,
+                "direct_frames": bridge.fanout.direct,
+                "queued_packets": bridge.fanout.queued,
+            },
+            "slow_consumers": {
+                "lines_dropped": bridge.fanout.dropped,
+                "clients_lagging": bridge.fanout.lagging,
+                "notices_sent": bridge.fanout.notices,
+            },
             "bus_lag_ms": None if bridge.lag_ms is None else round(bridge.lag_ms, 3),
             "bus": app[services_key].bus.status(),
         }

@@ -13,7 +13,8 @@ from app.store import LogLine, Store
 logger = logging.getLogger(__name__)
 
 LEVELS = logging.getLevelNamesMapping()
-Emit = Callable[[str, LogLine], Awaitable[None]]
+# (sid, line, replaying): a replaying send may wait for a slow client to drain; a live one never waits.
+Emit = Callable[[str, LogLine, bool], Awaitable[None]]
 PAGE = 1000
 
 
@@ -138,7 +139,7 @@ class Subscriptions:
             if not page:
                 break
             for line in page:
-                sent += await self._send(sub, line)
+                sent += await self._send(sub, line, replaying=True)
         return sent
 
     async def _finish_replay(self, sub: Subscription) -> None:
@@ -146,12 +147,12 @@ class Subscriptions:
         while sub.backlog:
             line = sub.backlog.pop(0)
             if line["seq"] > sub.last_seq:
-                await self._send(sub, line)
+                await self._send(sub, line, replaying=True)
         sub.replaying = False
 
-    async def _send(self, sub: Subscription, line: LogLine) -> int:
+    async def _send(self, sub: Subscription, line: LogLine, replaying: bool = False) -> int:
         sub.last_seq = line["seq"]
         if not sub.active or LEVELS.get(line["level"], 0) < sub.min_level:
             return 0
-        await self._emit(sub.sid, line)
+        await self._emit(sub.sid, line, replaying)
         return 1

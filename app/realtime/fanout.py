@@ -1,0 +1,325 @@
+"""The `/logs` fast path: encode a line once, write the same websocket frame to every client, bounded.
+
+python-socketio sends a room emit as one task per recipient that queues the packet for a per-socket
+writer task, which wakes and frames it: ~50 µs of CPU per delivery. Server-to-client frames are not
+masked, so one line's frame is the same bytes for every recipient. Here a bus batch is encoded once
+and each websocket client gets it in one `transport.write` (per ~PIECE bytes). Per-socket order holds: we
+write directly only while the socket's Engine.IO writer is parked on an empty queue (nothing of the
+library's in hand or queued); otherwise the packets go through the library's queue, behind the rest.
+
+Slow consumers (TESTPLAN D9): a client that still has more than `limit` unsent bytes (its transport
+buffer, what the kernel did not take; or, past `max_queue` packets, the bytes in its Engine.IO
+queue) when the next piece comes, is skipped and the lines it misses are counted per
+thread: its memory is bounded by about `limit` + one bus batch (+ the kernel's socket buffer, up to
+4 MiB on Linux, outside our RSS).
+Once it is back under a quarter of the bound it first gets one `dropped` event per thread
+`{thread_id, count, first_seq, last_seq}` and can refill with `subscribe {thread_id, since}` (a
+replay, which the client asked for, waits up to REPLAY_WAIT for room instead of skipping). A
+client that stops reading altogether is disconnected by Engine.IO's ping timeout.
+
+Library internals this relies on (python-engineio 4.15 / python-socketio 5.18, checked in `usable()`;
+with other versions every send takes the plain library path, unbounded as before):
+- `eio.sockets[eio_sid]` is the engineio `AsyncSocket`; its `queue` (asyncio.Queue) is consumed only
+  by the writer task of `_websocket_handler` once `upgraded`, which parks in `queue.get()` (a pending
+  future in `queue._getters`) when it holds nothing. Only then may bytes bypass the queue.
+- `eio._async["websocket"]` is the aiohttp driver class, built per websocket as
+  `driver(socket._websocket_handler, server)`; our subclass learns each socket's transport and
+  refuses permessage-deflate (a zlib context per connection: ~90 KiB each, see README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import logging
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import socketio
+from aiohttp import web
+from engineio import packet as eio_packet
+from engineio.async_drivers import aiohttp as eio_aiohttp
+from socketio import packet as sio_packet
+
+from app.metrics import Metrics
+from app.store import LogLine
+
+logger = logging.getLogger(__name__)
+
+TESTED = {"python-engineio": ("4.15.1",), "python-socketio": ("5.18.1",)}
+SEND_LIMIT = 1 << 20  # unsent bytes per client before its lines are skipped
+MAX_QUEUE = 1000  # packets in a socket's Engine.IO queue before its lines are skipped
+MAX_NOTICES = 100  # `dropped` events per client per drain; the rest are summed in one without thread_id
+PIECE = 256 * 1024  # a big bus batch goes out in pieces of about this size, the loop running between them
+NOTICE_INTERVAL = 0.5  # how often a drained client with no new lines is checked
+REPLAY_WAIT = 10.0  # how long a replay waits for a slow client to drain before its lines are skipped too
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final websocket text frame (RFC 6455 §5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x81, 126, n) + payload
+    return struct.pack("!BBQ", 0x81, 127, n) + payload
+
+
+def usable(sio: socketio.AsyncServer) -> str | None:
+    """None if the internals above are what this module expects, else why not."""
+    for dist, versions in TESTED.items():
+        version = importlib.metadata.version(dist)
+        if version not in versions:
+            return f"{dist} {version} is not one of the tested versions {versions}"
+    eio = sio.eio
+    if getattr(eio, "_async", {}).get("websocket") is not eio_aiohttp.WebSocket:
+        return "engineio is not in aiohttp mode"
+    if not isinstance(getattr(eio, "sockets", None), dict) or not hasattr(asyncio.Queue(), "_getters"):
+        return "engineio sockets or asyncio.Queue internals differ"
+    return None
+
+
+class _Driver(eio_aiohttp.WebSocket):  # type: ignore[misc]
+    """engineio's aiohttp websocket driver, telling the fan-out each socket's transport, without deflate."""
+
+    def __init__(self, fanout: Fanout, handler: Any, server: Any) -> None:
+        super().__init__(handler, server)
+        self.fanout = fanout
+
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request: web.Request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        await self._sock.prepare(request)
+        self.environ = environ
+        socket = getattr(self.handler, "__self__", None)  # the bound AsyncSocket._websocket_handler
+        sid = getattr(socket, "sid", None)
+        if sid is not None and request.transport is not None:
+            self.fanout._sockets[sid] = (self._sock, request.transport)
+        try:
+            await self.handler(self)
+        finally:
+            if sid is not None:
+                self.fanout._sockets.pop(sid, None)
+        return self._sock
+
+
+@dataclass(eq=False)
+class _Out:
+    """One encoded packet: the library's Engine.IO packet (its encoding cached) and our frame."""
+
+    pkt: eio_packet.Packet
+    frame: bytes
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Lines encoded once: their packets, and their frames joined, as every websocket client gets them."""
+
+    lines: Sequence[LogLine]
+    outs: list[_Out]
+    frames: bytes
+
+
+@dataclass(eq=False)
+class _Lag:
+    """What a slow client missed, per thread: [count, first_seq, last_seq]."""
+
+    eio_sid: str
+    threads: dict[str | None, list[int]] = field(default_factory=dict)
+
+    def add(self, lines: Sequence[LogLine]) -> None:
+        for line in lines:
+            thread_id: str | None = line["thread_id"]
+            if thread_id not in self.threads and len(self.threads) >= MAX_NOTICES:
+                thread_id = None  # past MAX_NOTICES threads, one sum without a thread
+            entry = self.threads.get(thread_id)
+            if entry is None:
+                self.threads[thread_id] = [1, line["seq"], line["seq"]]
+            else:
+                entry[0] += 1
+                entry[2] = line["seq"]
+
+    def notices(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for thread_id, (count, first, last) in self.threads.items():
+            if thread_id is None:
+                out.append({"thread_id": None, "count": count})
+            else:
+                out.append({"thread_id": thread_id, "count": count, "first_seq": first, "last_seq": last})
+        return out
+
+
+class Fanout:
+    """Sends `log` (and `dropped`) events on one namespace: direct frames when safe, else the library."""
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        metrics: Metrics,
+        namespace: str = "/logs",
+        limit: int = SEND_LIMIT,
+        max_queue: int = MAX_QUEUE,
+    ) -> None:
+        self.sio = sio
+        self.metrics = metrics
+        self.namespace = namespace
+        self.limit = limit
+        self.max_queue = max_queue
+        self._sockets: dict[str, tuple[web.WebSocketResponse, asyncio.BaseTransport]] = {}  # eio sid →
+        self._lag: dict[str, _Lag] = {}  # namespace sid → what it missed
+        self._encoded: dict[int, tuple[LogLine, _Out]] = {}  # the current batch, by id(line)
+        self.direct = self.queued = self.dropped = self.notices = 0
+        why = usable(sio)
+        self.enabled = why is None
+        if why is None:
+            sio.eio._async = {**sio.eio._async, "websocket": partial(_Driver, self)}
+        else:
+            logger.warning("log fan-out on the plain python-socketio path (unbounded per client): %s", why)
+
+    @property
+    def lagging(self) -> int:
+        return len(self._lag)
+
+    def _encode(self, event: str, data: Any) -> _Out:
+        body = self.sio.packet_class(sio_packet.EVENT, namespace=self.namespace, data=[event, data]).encode()
+        pkt = eio_packet.Packet(eio_packet.MESSAGE, body)
+        return _Out(pkt, text_frame(pkt.encode().encode()))
+
+    def _line(self, line: LogLine) -> _Out:
+        cached = self._encoded.get(id(line))
+        if cached is not None and cached[0] is line:
+            return cached[1]
+        return self._encode("log", line)
+
+    def _pieces(self, lines: Sequence[LogLine], outs: list[_Out]) -> list[_Batch]:
+        pieces: list[_Batch] = []
+        first = size = 0
+        for i, out in enumerate(outs):
+            size += len(out.frame)
+            if size >= PIECE or i == len(outs) - 1:
+                chunk = outs[first : i + 1]
+                pieces.append(_Batch(lines[first : i + 1], chunk, b"".join(o.frame for o in chunk)))
+                first, size = i + 1, 0
+        return pieces
+
+    async def broadcast(self, lines: list[LogLine], room: str) -> None:
+        """Every line of a bus batch to every client in `room`, in order."""
+        if not self.enabled:
+            for line in lines:
+                await self.sio.emit("log", line, room=room, namespace=self.namespace)
+            return
+        outs = [self._encode("log", line) for line in lines]
+        self._encoded = {id(line): (line, out) for line, out in zip(lines, outs, strict=True)}
+        for n, piece in enumerate(self._pieces(lines, outs)):
+            if n:
+                await asyncio.sleep(0)  # let the transports flush between pieces of a big batch
+            for sid, eio_sid in self.sio.manager.get_participants(self.namespace, room):
+                await self._deliver(sid, eio_sid, piece)
+
+    def end_batch(self) -> None:
+        self._encoded = {}
+
+    async def send(self, sid: str, line: LogLine, replaying: bool = False) -> None:
+        """One line to one client (subscriptions); a replay, which the client asked for, waits for room."""
+        if not self.enabled:
+            await self.sio.emit("log", line, to=sid, namespace=self.namespace)
+            return
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, self.namespace)
+        if eio_sid is not None:
+            if replaying:
+                await self._room(eio_sid)
+            out = self._line(line)
+            await self._deliver(sid, eio_sid, _Batch([line], [out], out.frame))
+
+    async def _room(self, eio_sid: str) -> None:
+        """Wait (bounded) until a client is back under a quarter of its bound."""
+        deadline = asyncio.get_running_loop().time() + REPLAY_WAIT
+        while asyncio.get_running_loop().time() < deadline:
+            socket = self.sio.eio.sockets.get(eio_sid)
+            ws = self._sockets.get(eio_sid)
+            if socket is None or socket.closed:
+                return
+            unsent = ws[1].get_write_buffer_size() if ws is not None else 0  # type: ignore[attr-defined]
+            if unsent * 4 <= self.limit and not self._queue_over(socket, 4):
+                return
+            await asyncio.sleep(0.05)
+
+    def _skip(self, sid: str, eio_sid: str, lines: Sequence[LogLine]) -> None:
+        if lines:
+            lag = self._lag.get(sid)
+            if lag is None:
+                lag = self._lag[sid] = _Lag(eio_sid)
+            lag.add(lines)
+            self.dropped += len(lines)
+            self.metrics.lines_dropped.inc(len(lines))
+
+    async def _deliver(self, sid: str, eio_sid: str, batch: _Batch) -> None:
+        socket = self.sio.eio.sockets.get(eio_sid)
+        if socket is None or socket.closing or socket.closed:
+            return
+        ws = self._sockets.get(eio_sid)
+        transport: Any = ws[1] if ws is not None else None
+        lag = self._lag.get(sid)
+        # Hysteresis: a lagging client resumes under a quarter of the bound, so it does not flap.
+        share = 4 if lag is not None else 1
+        unsent = transport.get_write_buffer_size() if transport is not None else 0
+        if unsent * share > self.limit or self._queue_over(socket, share):
+            self._skip(sid, eio_sid, batch.lines)
+            return
+        notices: list[_Out] = []
+        if lag is not None:
+            del self._lag[sid]
+            notices = [self._encode("dropped", n) for n in lag.notices()]
+            self.notices += len(notices)
+        open_ws = ws is not None and not ws[0].closed and not transport.is_closing()
+        if open_ws and _writer_idle(socket):
+            if notices:
+                transport.write(b"".join(n.frame for n in notices))
+            if batch.frames:
+                transport.write(batch.frames)
+            self.direct += len(notices) + len(batch.outs)
+            return
+        # The library's queue, behind whatever it holds (polling, upgrading, a busy writer).
+        polling = ws is None or not socket.upgraded
+        for out in notices + batch.outs:
+            await self.sio.eio.send_packet(eio_sid, out.pkt)
+            self.queued += 1
+            if polling:
+                # Let a pending poll answer between lines, as the library's emit does: python-engineio's
+                # client refuses a polling payload of more than 16 packets.
+                await asyncio.sleep(0)
+
+    def _queue_over(self, socket: Any, share: int) -> bool:
+        """More than `max_queue` packets, and more than `limit` bytes, wait in the socket's Engine.IO queue.
+
+        Many packets alone is not slowness: the writer may just not have had its turn yet.
+        """
+        queue = socket.queue
+        if queue.qsize() * share <= self.max_queue:
+            return False
+        size = sum(len(p.data) for p in queue._queue if isinstance(p.data, (str, bytes)))
+        return size * share > self.limit
+
+    async def run_notices(self) -> None:
+        """Tell drained clients what they missed even when no new line comes to carry the news."""
+        while True:
+            await asyncio.sleep(NOTICE_INTERVAL)
+            for sid, lag in list(self._lag.items()):
+                if self.sio.manager.eio_sid_from_sid(sid, self.namespace) != lag.eio_sid:  # gone from /logs
+                    self._lag.pop(sid, None)
+                    continue
+                try:
+                    await self._deliver(sid, lag.eio_sid, _Batch((), [], b""))
+                except Exception:
+                    logger.warning("could not send a dropped notice to %s", sid, exc_info=True)
+
+
+def _writer_idle(socket: Any) -> bool:
+    """The Engine.IO writer holds nothing: the queue is empty and the writer waits on it."""
+    queue = socket.queue
+    if not socket.upgraded or socket.upgrading or not queue.empty():
+        return False
+    return any(not getter.done() for getter in queue._getters)
