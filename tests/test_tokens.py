@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -109,26 +110,35 @@ async def test_revocations_and_api_tokens_survive_a_restart(tmp_path: Path) -> N
         assert status == 200, body
 
 
+@contextlib.asynccontextmanager
+async def two_nodes(tmp_path: Path, redis_url: str, database: str) -> AsyncIterator[tuple[Beacon, str]]:
+    """A Beacon with both listeners and a realtime-only node beside it; yields it and the other's URL."""
+    cfg = make_config(tmp_path, **{"auth.tokens": TOKENS, "pubsub.url": redis_url, "store.url": database})
+    async with running_beacon(cfg) as rest_node, serve(cfg, "realtime") as realtime_node:
+        yield rest_node, f"http://127.0.0.1:{realtime_node.realtime_port}"
+
+
+async def socket_with_new_token(rest_node: Beacon, url: str, name: str) -> socketio.AsyncClient:
+    """Create a viewer token on one node and connect with it to the other (once that node knows it)."""
+    status, created = await call(rest_node, "POST", "/admin/tokens", TOKEN, {"name": name, "role": "viewer"})
+    assert status == 201
+    client = socketio.AsyncClient(reconnection=False)
+
+    async def connected() -> bool:
+        with contextlib.suppress(socketio.exceptions.ConnectionError):
+            await client.connect(url, namespaces=["/logs"], auth={"token": created["token"]}, wait_timeout=5)
+        return client.connected
+
+    await eventually(connected, 10, message="the realtime node never accepted the new token")
+    return client
+
+
 async def test_a_revoke_on_one_node_disconnects_sockets_on_another(
     tmp_path: Path, redis_server: Any, postgres_server: Any
 ) -> None:
-    """S4 across processes' worth of state: a REST node revokes, a realtime-only node drops the socket."""
-    cfg = make_config(
-        tmp_path,
-        **{"auth.tokens": TOKENS, "pubsub.url": redis_server.url, "store.url": postgres_server.create_database()},
-    )
-    async with running_beacon(cfg) as rest_node, serve(cfg, "realtime") as realtime_node:
-        status, created = await call(rest_node, "POST", "/admin/tokens", TOKEN, {"name": "remote", "role": "viewer"})
-        assert status == 201
-        url = f"http://127.0.0.1:{realtime_node.realtime_port}"
-        client = socketio.AsyncClient(reconnection=False)
-
-        async def connected() -> bool:  # the other node learns of the new token over the bus
-            with contextlib.suppress(socketio.exceptions.ConnectionError):
-                await client.connect(url, namespaces=["/logs"], auth={"token": created["token"]}, wait_timeout=5)
-            return client.connected
-
-        await eventually(connected, 10, message="the realtime node never accepted the new token")
+    """S4 across nodes: a REST node revokes, a realtime-only node drops the socket (told over the bus)."""
+    async with two_nodes(tmp_path, redis_server.url, postgres_server.create_database()) as (rest_node, url):
+        client = await socket_with_new_token(rest_node, url, "remote")
         try:
             began = time.monotonic()
             status, _ = await call(rest_node, "DELETE", "/admin/tokens/remote", TOKEN)
@@ -143,17 +153,8 @@ async def test_a_node_that_missed_the_bus_message_still_follows_within_the_refre
     tmp_path: Path, redis_proc: Any, postgres_server: Any
 ) -> None:
     """Redis frozen while the revoke happens: the other node re-reads the store (every 5 s)."""
-    cfg = make_config(
-        tmp_path,
-        **{"auth.tokens": TOKENS, "pubsub.url": redis_proc.url, "store.url": postgres_server.create_database()},
-    )
-    async with running_beacon(cfg) as rest_node, serve(cfg, "realtime") as realtime_node:
-        status, created = await call(rest_node, "POST", "/admin/tokens", TOKEN, {"name": "later", "role": "viewer"})
-        assert status == 201
-        url = f"http://127.0.0.1:{realtime_node.realtime_port}"
-        client = socketio.AsyncClient(reconnection=False)
-        await eventually(lambda: realtime_node.services.auth.find("later"), 10)
-        await client.connect(url, namespaces=["/logs"], auth={"token": created["token"]}, wait_timeout=5)
+    async with two_nodes(tmp_path, redis_proc.url, postgres_server.create_database()) as (rest_node, url):
+        client = await socket_with_new_token(rest_node, url, "later")
         redis_proc.send(signal.SIGSTOP)
         try:
             status, _ = await call(rest_node, "DELETE", "/admin/tokens/later", TOKEN)
