@@ -103,13 +103,24 @@ class Deadlines:
             await asyncio.sleep(wait)
 
     async def adopt(self) -> int:
-        """Give waiting runs without queue rows (stored before the queue existed) theirs; idempotent."""
-        adopted, cursor = 0, None
+        """Give waiting runs without queue rows (stored before the queue existed) theirs; idempotent.
+
+        Runs every start on every node, so it reads a run's checkpoint only when the run has no row.
+        """
+        store = self.manager.store
+        queued: set[str] = set()
+        cursor: str | None = None
         while True:
-            page = await self.manager.store.list_runs(status="waiting_approval", limit=200, cursor=cursor)
+            listed = await store.list_approvals(limit=500, cursor=cursor)
+            queued.update(a.thread_id for a in listed.approvals)
+            if not (cursor := listed.next_cursor):
+                break
+        adopted = 0
+        while True:
+            page = await store.list_runs(status="waiting_approval", limit=200, cursor=cursor)
             for run in page.runs:
                 wf = self.manager.workflows.get(run.workflow)
-                if wf is None:
+                if wf is None or run.thread_id in queued:
                     continue
                 pending = (await self.manager.status(run.thread_id))["pending"]
                 since = datetime.fromisoformat(run.updated_at)  # when it began to wait
