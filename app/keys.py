@@ -8,6 +8,7 @@ from aiohttp import web
 from app.config import Config
 from app.realtime.bridge import Bridge
 from app.realtime.namespaces import AdminNamespace, LogsNamespace
+from app.realtime.websocket import Front
 from app.rest.probe import Probe
 from app.runs.manager import RunManager
 from app.services import Services
@@ -23,3 +24,4 @@ sio_key = web.AppKey("sio", socketio.AsyncServer)
 logs_ns_key = web.AppKey("logs_ns", LogsNamespace)
 admin_ns_key = web.AppKey("admin_ns", AdminNamespace)
 bridge_key = web.AppKey("bridge", Bridge)
+front_key = web.AppKey("front", Front)

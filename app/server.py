@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from app.config import MODES, Config, ConfigError
+from app.keys import front_key
 from app.realtime.app import create_realtime_app
+from app.realtime.websocket import Site
 from app.rest.app import create_rest_app
 from app.services import Services, open_services
 
@@ -41,7 +43,11 @@ async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        front = app.get(front_key)
+        if front is not None:  # the realtime listener: its websockets skip aiohttp's per-connection objects
+            await Site(runner, front, host, port, reuse_address=True).start()
+        else:
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

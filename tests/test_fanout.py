@@ -11,7 +11,7 @@ import pytest
 from conftest import TOKEN, Beacon, ClientFactory, eventually, make_config, running_beacon
 from socketio import packet as sio_packet
 
-from app.realtime import fanout
+from app.realtime import engineio_server, websocket
 
 
 async def stats(beacon: Beacon) -> dict[str, Any]:
@@ -84,7 +84,7 @@ async def test_every_transport_gets_every_line_in_order(
 async def test_untested_library_versions_take_the_plain_library_path(
     tmp_path: Path, connect: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(fanout.TESTED, "python-engineio", ("0.0.0",))
+    monkeypatch.setitem(engineio_server.TESTED, "python-engineio", ("0.0.0",))
     async with running_beacon(make_config(tmp_path)) as beacon:
         client = await connect(beacon.realtime, ("/logs",))
         thread_id = await beacon.start("bench", {"lines": 100, "size": 20})
@@ -95,6 +95,6 @@ async def test_untested_library_versions_take_the_plain_library_path(
 
 
 def test_frame_headers_follow_rfc6455() -> None:
-    assert fanout.text_frame(b"x" * 125)[:2] == b"\x81\x7d"
-    assert fanout.text_frame(b"x" * 126)[:4] == b"\x81\x7e\x00\x7e"
-    assert fanout.text_frame(b"x" * 70000)[:10] == b"\x81\x7f" + (70000).to_bytes(8, "big")
+    assert websocket.text_frame(b"x" * 125)[:2] == b"\x81\x7d"
+    assert websocket.text_frame(b"x" * 126)[:4] == b"\x81\x7e\x00\x7e"
+    assert websocket.text_frame(b"x" * 70000)[:10] == b"\x81\x7f" + (70000).to_bytes(8, "big")

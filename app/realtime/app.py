@@ -11,14 +11,25 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
-from app.keys import admin_ns_key, bridge_key, config_key, logs_ns_key, services_key, sio_key, started_key
+from app.keys import (
+    admin_ns_key,
+    bridge_key,
+    config_key,
+    front_key,
+    logs_ns_key,
+    services_key,
+    sio_key,
+    started_key,
+)
 from app.metrics import metrics_handler
 from app.realtime.bridge import Bridge
+from app.realtime.engineio_server import EngineIO
 from app.realtime.fanout import Fanout
 from app.realtime.guard import Guard
 from app.realtime.health import allow_origins, health, stats
 from app.realtime.namespaces import AdminNamespace, LogsNamespace
 from app.realtime.subscriptions import Subscriptions
+from app.realtime.websocket import Front
 from app.services import Services
 
 logger = logging.getLogger(__name__)
@@ -33,6 +44,9 @@ def _library_logger(name: str) -> logging.Logger:
 
 
 class Server(socketio.AsyncServer):
+    def _engineio_server_class(self) -> type[EngineIO]:
+        return EngineIO
+
     async def _handle_event(self, eio_sid: str, namespace: str, id: int | None, data: object) -> None:
         # A client may not fire `connect`/`disconnect` handlers itself, nor name an event with a non-string.
         if not isinstance(data, list) or not data or not isinstance(data[0], str) or data[0] in self.reserved_events:
@@ -73,6 +87,9 @@ async def disconnect_clients(app: web.Application) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(sio.eio.disconnect(), 2.0)
     await sio.shutdown()
+    front = app.get(front_key)
+    if front is not None:
+        await front.close()
 
 
 def create_realtime_app(services: Services) -> web.Application:
@@ -110,6 +127,8 @@ def create_realtime_app(services: Services) -> web.Application:
     app[admin_ns_key] = admin_ns
     app[bridge_key] = Bridge(sio, services.bus, subs, fanout, services.metrics)
     app[started_key] = time.monotonic()
+    if sio.eio.lean:  # websockets on `websocket.Conn`; a client may leave 4× the fan-out's bound unsent
+        app[front_key] = Front(sio, hard_limit=4 * cfg.send_buffer_bytes)
     app.router.add_get("/health", health)
     app.router.add_get("/stats", stats)
     app.on_response_prepare.append(allow_origins(origins))

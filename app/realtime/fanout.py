@@ -4,8 +4,9 @@ python-socketio sends a room emit as one task per recipient that queues the pack
 writer task, which wakes and frames it: ~50 µs of CPU per delivery. Server-to-client frames are not
 masked, so one line's frame is the same bytes for every recipient. Here a bus batch is encoded once
 and each websocket client gets it in one `transport.write` (per ~PIECE bytes). Per-socket order holds: we
-write directly only while the socket's Engine.IO writer is parked on an empty queue (nothing of the
-library's in hand or queued); otherwise the packets go through the library's queue, behind the rest.
+write directly only when the socket's `Wire` is ready (a `websocket.Conn` writes every packet
+straight away; on the library's handler, its writer must be parked on an empty queue); otherwise the
+packets go through the library's queue, behind the rest.
 
 Slow consumers (TESTPLAN D9): a client that still has more than `limit` unsent bytes (its transport
 buffer, what the kernel did not take; or, past `max_queue` packets, the bytes in its Engine.IO
@@ -15,95 +16,38 @@ thread: its memory is bounded by about `limit` + one bus batch (+ the kernel's s
 Once it is back under a quarter of the bound it first gets one `dropped` event per thread
 `{thread_id, count, first_seq, last_seq}` and can refill with `subscribe {thread_id, since}` (a
 replay, which the client asked for, waits up to REPLAY_WAIT for room instead of skipping). A
-client that stops reading altogether is disconnected by Engine.IO's ping timeout.
+client that stops reading altogether is disconnected by Engine.IO's ping timeout, or sooner by its
+`Conn` once `hard_limit` bytes wait.
 
-Library internals this relies on (python-engineio 4.15 / python-socketio 5.18, checked in `usable()`;
-with other versions every send takes the plain library path, unbounded as before):
-- `eio.sockets[eio_sid]` is the engineio `AsyncSocket`; its `queue` (asyncio.Queue) is consumed only
-  by the writer task of `_websocket_handler` once `upgraded`, which parks in `queue.get()` (a pending
-  future in `queue._getters`) when it holds nothing. Only then may bytes bypass the queue.
-- `eio._async["websocket"]` is the aiohttp driver class, built per websocket as
-  `driver(socket._websocket_handler, server)`; our subclass learns each socket's transport and
-  refuses permessage-deflate (a zlib context per connection: ~90 KiB each, see README).
+Direct writes go to `eio.wires` (see engineio_server.py); with library versions other than the tested
+ones there are none, and every send takes the plain library path, unbounded as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import logging
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import socketio
-from aiohttp import web
 from engineio import packet as eio_packet
-from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
 from app.metrics import Metrics
+from app.realtime.engineio_server import EngineIO, Wire
+from app.realtime.websocket import text_frame
 from app.store import LogLine
 
 logger = logging.getLogger(__name__)
 
-TESTED = {"python-engineio": ("4.15.1",), "python-socketio": ("5.18.1",)}
 SEND_LIMIT = 1 << 20  # unsent bytes per client before its lines are skipped
 MAX_QUEUE = 1000  # packets in a socket's Engine.IO queue before its lines are skipped
 MAX_NOTICES = 100  # `dropped` events per client per drain; the rest are summed in one without thread_id
 PIECE = 256 * 1024  # a big bus batch goes out in pieces of about this size, the loop running between them
 NOTICE_INTERVAL = 0.5  # how often a drained client with no new lines is checked
 REPLAY_WAIT = 10.0  # how long a replay waits for a slow client to drain before its lines are skipped too
-
-
-def text_frame(payload: bytes) -> bytes:
-    """An unmasked, final websocket text frame (RFC 6455 §5.2), as a server sends it."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65536:
-        return struct.pack("!BBH", 0x81, 126, n) + payload
-    return struct.pack("!BBQ", 0x81, 127, n) + payload
-
-
-def usable(sio: socketio.AsyncServer) -> str | None:
-    """None if the internals above are what this module expects, else why not."""
-    for dist, versions in TESTED.items():
-        version = importlib.metadata.version(dist)
-        if version not in versions:
-            return f"{dist} {version} is not one of the tested versions {versions}"
-    eio = sio.eio
-    if getattr(eio, "_async", {}).get("websocket") is not eio_aiohttp.WebSocket:
-        return "engineio is not in aiohttp mode"
-    if not isinstance(getattr(eio, "sockets", None), dict) or not hasattr(asyncio.Queue(), "_getters"):
-        return "engineio sockets or asyncio.Queue internals differ"
-    return None
-
-
-class _Driver(eio_aiohttp.WebSocket):  # type: ignore[misc]
-    """engineio's aiohttp websocket driver, telling the fan-out each socket's transport, without deflate."""
-
-    def __init__(self, fanout: Fanout, handler: Any, server: Any) -> None:
-        super().__init__(handler, server)
-        self.fanout = fanout
-
-    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
-        request: web.Request = environ["aiohttp.request"]
-        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
-        await self._sock.prepare(request)
-        self.environ = environ
-        socket = getattr(self.handler, "__self__", None)  # the bound AsyncSocket._websocket_handler
-        sid = getattr(socket, "sid", None)
-        if sid is not None and request.transport is not None:
-            self.fanout._sockets[sid] = (self._sock, request.transport)
-        try:
-            await self.handler(self)
-        finally:
-            if sid is not None:
-                self.fanout._sockets.pop(sid, None)
-        return self._sock
 
 
 @dataclass(eq=False)
@@ -168,16 +112,14 @@ class Fanout:
         self.namespace = namespace
         self.limit = limit
         self.max_queue = max_queue
-        self._sockets: dict[str, tuple[web.WebSocketResponse, asyncio.BaseTransport]] = {}  # eio sid →
         self._lag: dict[str, _Lag] = {}  # namespace sid → what it missed
         self._encoded: dict[int, tuple[LogLine, _Out]] = {}  # the current batch, by id(line)
         self.direct = self.queued = self.dropped = self.notices = 0
-        why = usable(sio)
-        self.enabled = why is None
-        if why is None:
-            sio.eio._async = {**sio.eio._async, "websocket": partial(_Driver, self)}
-        else:
-            logger.warning("log fan-out on the plain python-socketio path (unbounded per client): %s", why)
+        eio = sio.eio
+        self.wires: dict[str, Wire] = eio.wires if isinstance(eio, EngineIO) else {}
+        self.enabled = isinstance(eio, EngineIO) and eio.lean
+        if not self.enabled:
+            logger.warning("log fan-out on the plain python-socketio path (unbounded per client)")
 
     @property
     def lagging(self) -> int:
@@ -239,10 +181,10 @@ class Fanout:
         deadline = asyncio.get_running_loop().time() + REPLAY_WAIT
         while asyncio.get_running_loop().time() < deadline:
             socket = self.sio.eio.sockets.get(eio_sid)
-            ws = self._sockets.get(eio_sid)
+            wire = self.wires.get(eio_sid)
             if socket is None or socket.closed:
                 return
-            unsent = ws[1].get_write_buffer_size() if ws is not None else 0  # type: ignore[attr-defined]
+            unsent = wire.transport.get_write_buffer_size() if wire is not None else 0
             if unsent * 4 <= self.limit and not self._queue_over(socket, 4):
                 return
             await asyncio.sleep(0.05)
@@ -260,8 +202,8 @@ class Fanout:
         socket = self.sio.eio.sockets.get(eio_sid)
         if socket is None or socket.closing or socket.closed:
             return
-        ws = self._sockets.get(eio_sid)
-        transport: Any = ws[1] if ws is not None else None
+        wire = self.wires.get(eio_sid)
+        transport: Any = wire.transport if wire is not None else None
         lag = self._lag.get(sid)
         # Hysteresis: a lagging client resumes under a quarter of the bound, so it does not flap.
         share = 4 if lag is not None else 1
@@ -274,8 +216,7 @@ class Fanout:
             del self._lag[sid]
             notices = [self._encode("dropped", n) for n in lag.notices()]
             self.notices += len(notices)
-        open_ws = ws is not None and not ws[0].closed and not transport.is_closing()
-        if open_ws and _writer_idle(socket):
+        if wire is not None and wire.ready(socket):
             if notices:
                 transport.write(b"".join(n.frame for n in notices))
             if batch.frames:
@@ -283,7 +224,7 @@ class Fanout:
             self.direct += len(notices) + len(batch.outs)
             return
         # The library's queue, behind whatever it holds (polling, upgrading, a busy writer).
-        polling = ws is None or not socket.upgraded
+        polling = wire is None or not socket.upgraded
         for out in notices + batch.outs:
             await self.sio.eio.send_packet(eio_sid, out.pkt)
             self.queued += 1
@@ -316,10 +257,3 @@ class Fanout:
                 except Exception:
                     logger.warning("could not send a dropped notice to %s", sid, exc_info=True)
 
-
-def _writer_idle(socket: Any) -> bool:
-    """The Engine.IO writer holds nothing: the queue is empty and the writer waits on it."""
-    queue = socket.queue
-    if not socket.upgraded or socket.upgrading or not queue.empty():
-        return False
-    return any(not getter.done() for getter in queue._getters)

@@ -6,10 +6,12 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
-from app.keys import admin_ns_key, bridge_key, logs_ns_key, services_key, started_key
+from app.keys import admin_ns_key, bridge_key, logs_ns_key, services_key, sio_key, started_key
+from app.realtime.websocket import Conn
 
 
 def _port(request: web.Request) -> int:
@@ -62,6 +64,8 @@ async def stats(request: web.Request) -> web.Response:
                 "direct_frames": bridge.fanout.direct,
                 "queued_packets": bridge.fanout.queued,
             },
+            # websockets on `websocket.Conn` vs on python-engineio's own handler (a reused keep-alive connection)
+            "websockets": _websockets(app[sio_key].eio),
             "slow_consumers": {
                 "lines_dropped": bridge.fanout.dropped,
                 "clients_lagging": bridge.fanout.lagging,
@@ -71,6 +75,12 @@ async def stats(request: web.Request) -> web.Response:
             "bus": app[services_key].bus.status(),
         }
     )
+
+
+def _websockets(eio: Any) -> dict[str, int]:
+    wires = getattr(eio, "wires", {}).values()
+    direct = sum(1 for wire in wires if isinstance(wire, Conn))
+    return {"direct": direct, "library": len(wires) - direct}
 
 
 def allow_origins(origins: tuple[str, ...]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:

@@ -1,0 +1,264 @@
+"""Engine.IO websockets on `websocket.Conn` (issue 6, memory): the protocol edges, and aiohttp's share.
+
+Raw sockets here speak RFC 6455 by hand, so malformed frames can be sent on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import TOKEN, Beacon, ClientFactory, eventually, make_config, running_beacon
+
+from app.realtime import websocket
+
+PATH = "/socket.io/?EIO=4&transport=websocket"
+
+
+async def stats(beacon: Beacon) -> dict[str, Any]:
+    async with beacon.http.get(beacon.realtime + "/stats") as resp:
+        return dict(await resp.json())
+
+
+def client_frame(payload: bytes, opcode: int = 1, fin: bool = True, masked: bool = True) -> bytes:
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        length = bytes([n])
+    else:
+        length = bytes([126]) + struct.pack("!H", n) if n < 65536 else bytes([127]) + struct.pack("!Q", n)
+    if not masked:
+        return head + length + payload
+    key = os.urandom(4)
+    length = bytes([length[0] | 0x80]) + length[1:]
+    return head + length + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+class Raw:
+    """One TCP connection to the realtime port."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, beacon: Beacon) -> Raw:
+        return cls(*await asyncio.open_connection("127.0.0.1", beacon.running.realtime_port))
+
+    async def upgrade(self, path: str = PATH, extra: str = "") -> bytes:
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n".encode()
+        )
+        return await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 10)
+
+    async def frame(self) -> tuple[int, bytes]:
+        first, second = await asyncio.wait_for(self.reader.readexactly(2), 10)
+        n = second & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", await self.reader.readexactly(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", await self.reader.readexactly(8))[0]
+        return first & 0x0F, await self.reader.readexactly(n)
+
+    async def text(self) -> str:
+        while True:
+            opcode, payload = await self.frame()
+            if opcode == 1:
+                return payload.decode()
+            assert opcode != 8, f"closed: {payload!r}"
+
+    async def close_code(self) -> int:
+        """Read until the server's close frame; its status code."""
+        while True:
+            opcode, payload = await self.frame()
+            if opcode == 8:
+                return int(struct.unpack("!H", payload[:2])[0])
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def connect_logs(self) -> None:
+        assert (await self.text()).startswith("0{")
+        self.send(client_frame(("40/logs," + json.dumps({"token": TOKEN})).encode()))
+        assert (await self.text()).startswith("40/logs,")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@pytest.fixture
+async def raw(beacon: Beacon) -> AsyncIterator[Raw]:
+    conn = await Raw.open(beacon)
+    yield conn
+    conn.close()
+
+
+async def test_a_new_websocket_is_served_by_conn_and_gets_its_lines(beacon: Beacon, raw: Raw) -> None:
+    head = await raw.upgrade()
+    assert head.startswith(b"HTTP/1.1 101 ") and b"X-Content-Type-Options: nosniff" in head
+    await raw.connect_logs()
+    assert (await stats(beacon))["websockets"] == {"direct": 1, "library": 0}
+    thread_id = await beacon.start("bench", {"lines": 20, "size": 10})
+    seqs = []
+    while len(seqs) < 21:
+        text = await raw.text()
+        if text.startswith('42/logs,["log",'):
+            line = json.loads(text[len("42/logs,") :])[1]
+            assert line["thread_id"] == thread_id
+            seqs.append(line["seq"])
+    assert seqs == list(range(1, 22))
+
+
+async def test_other_requests_on_the_port_are_aiohttps_keep_alive_included(beacon: Beacon) -> None:
+    # One connection for everything: /health, /stats, a polling handshake, then a websocket upgrade,
+    # which aiohttp serves on the library's handler (the connection is already aiohttp's).
+    connector = aiohttp.TCPConnector(limit=1)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        for path in ("/health", "/stats", "/health"):
+            async with http.get(beacon.realtime + path) as resp:
+                assert resp.status == 200 and resp.headers["X-Content-Type-Options"] == "nosniff"
+        async with http.get(beacon.realtime + "/socket.io/?EIO=4&transport=polling") as resp:
+            assert resp.status == 200 and (await resp.text()).startswith("0{")
+        async with http.ws_connect(beacon.realtime + PATH) as ws:
+            assert (await ws.receive_str(timeout=10)).startswith("0{")
+            await ws.send_str("40/logs," + json.dumps({"token": TOKEN}))
+            assert (await ws.receive_str(timeout=10)).startswith("40/logs,")
+            assert (await stats(beacon))["websockets"] == {"direct": 0, "library": 1}
+    async with beacon.http.get(beacon.realtime + "/nope") as resp:
+        assert resp.status == 404
+
+
+@pytest.mark.parametrize("transports", [["polling", "websocket"], ["websocket"]])
+async def test_python_socketio_clients_upgrade_onto_conn(
+    beacon: Beacon, connect: ClientFactory, transports: list[str]
+) -> None:
+    client = await connect(beacon.realtime, ("/logs",), transports=transports)
+    await eventually(lambda: client.sio.transport() == "websocket", 10)
+    s = await stats(beacon)
+    assert s["websockets"]["direct"] + s["websockets"]["library"] == 1
+    thread_id = await beacon.start("bench", {"lines": 50, "size": 10})
+    await eventually(lambda: len(client.seqs(thread_id)) == 51, 20)
+    assert client.seqs(thread_id) == list(range(1, 52))
+
+
+async def test_fragments_and_websocket_pings(raw: Raw) -> None:
+    await raw.upgrade()
+    assert (await raw.text()).startswith("0{")
+    connect = ("40/logs," + json.dumps({"token": TOKEN})).encode()
+    raw.send(client_frame(connect[:5], fin=False))
+    raw.send(client_frame(b"ping me", opcode=9))  # a control frame may come between fragments
+    raw.send(client_frame(connect[5:], opcode=0))
+    assert await raw.frame() == (10, b"ping me")
+    assert (await raw.text()).startswith("40/logs,")
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (client_frame(b"3", masked=False), 1002),  # clients must mask
+        (bytes([0x81 | 0x40, 0x81]) + os.urandom(4) + b"x", 1002),  # RSV1 without an extension
+        (client_frame(b"\xff\xfe"), 1007),  # not UTF-8
+        (client_frame(b"x"), 1003),  # not an Engine.IO packet
+        (client_frame(b"4" + b"x" * 2000), 1009),  # over max_message_bytes (1,024 here)
+    ],
+    ids=["unmasked", "rsv1", "utf8", "engineio", "too-big"],
+)
+async def test_bad_frames_close_the_connection_with_the_right_code(
+    tmp_path: Path, frame: bytes, code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_beacon(make_config(tmp_path, **{"realtime.max_message_bytes": 1024})) as beacon:
+        raw = await Raw.open(beacon)
+        await raw.upgrade()
+        await raw.connect_logs()
+        with caplog.at_level(logging.WARNING):
+            raw.send(frame)
+            raw.send(frame)  # a second offence on the way out logs nothing more
+            assert await raw.close_code() == code
+            raw.close()
+            async with beacon.http.get(beacon.realtime + "/health") as resp:  # still serving
+                assert resp.status == 200
+            await eventually(lambda: _logs_empty(beacon), 5)
+        assert sum("websocket" in r.name for r in caplog.records) <= 1
+
+
+async def _logs_empty(beacon: Beacon) -> bool:
+    async with beacon.http.get(beacon.realtime + "/stats") as resp:
+        return bool((await resp.json())["namespaces"]["/logs"]["connections"] == 0)
+
+
+async def test_refused_handshakes_get_an_http_answer(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, **{"realtime.cors_origins": "http://ui.example"})
+    async with running_beacon(cfg) as beacon:
+        raw = await Raw.open(beacon)
+        head = await raw.upgrade(extra="Origin: http://evil.example\r\n")
+        body = await raw.reader.read()  # then the server closes
+        raw.close()
+        assert head.startswith(b"HTTP/1.1 400 ") and b"X-Content-Type-Options: nosniff" in head
+        assert b"not an accepted origin" in body
+        raw = await Raw.open(beacon)
+        assert (await raw.upgrade(path="/socket.io/?EIO=3&transport=websocket")).startswith(b"HTTP/1.1 400 ")
+        raw.close()
+        raw = await Raw.open(beacon)
+        assert (await raw.upgrade(extra="Origin: http://ui.example\r\n")).startswith(b"HTTP/1.1 101 ")
+        raw.close()
+
+
+async def test_a_slow_request_head_is_dropped(beacon: Beacon, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(websocket, "HEAD_TIMEOUT", 0.3)
+    raw = await Raw.open(beacon)
+    raw.send(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n")
+    assert await asyncio.wait_for(raw.reader.read(), 5) == b""  # closed without an answer
+    raw.close()
+
+
+async def test_a_client_that_stops_answering_pings_is_closed(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, **{"realtime.ping_interval": 0.3, "realtime.ping_timeout": 0.3})
+    async with running_beacon(cfg) as beacon:
+        raw = await Raw.open(beacon)
+        await raw.upgrade()
+        await raw.connect_logs()
+        texts = []
+        while True:  # never answers "2" with "3"
+            opcode, payload = await asyncio.wait_for(raw.frame(), 10)
+            if opcode == 8:
+                break
+            texts.append(payload.decode())
+        assert "2" in texts and texts[-1] == "1"  # pinged, then Engine.IO CLOSE before the websocket close
+        raw.close()
+        await eventually(lambda: _logs_empty(beacon), 5)
+        assert (await stats(beacon))["websockets"] == {"direct": 0, "library": 0}
+
+
+async def test_pings_answered_keep_a_connection_open(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, **{"realtime.ping_interval": 0.2, "realtime.ping_timeout": 0.5})
+    async with running_beacon(cfg) as beacon:
+        raw = await Raw.open(beacon)
+        await raw.upgrade()
+        await raw.connect_logs()
+        pings = 0
+        while pings < 5:
+            if await raw.text() == "2":
+                pings += 1
+                raw.send(client_frame(b"3"))
+        assert (await stats(beacon))["namespaces"]["/logs"]["connections"] == 1
+        raw.close()
+
+
+async def test_shutdown_closes_websockets(tmp_path: Path) -> None:
+    async with running_beacon(make_config(tmp_path)) as beacon:
+        raw = await Raw.open(beacon)
+        await raw.upgrade()
+        await raw.connect_logs()
+    # Socket.IO DISCONNECT, Engine.IO CLOSE, then the websocket close frame.
+    assert await asyncio.wait_for(raw.close_code(), 10) == 1000
+    raw.close()
