@@ -73,7 +73,7 @@ class Raw:
     async def text(self) -> str:
         while True:
             opcode, payload = await self.frame()
-            if opcode == 1:
+            if opcode == 1 and payload != b"6":  # Engine.IO NOOPs (an upgrade's) carry nothing
                 return payload.decode()
             assert opcode != 8, f"closed: {payload!r}"
 
@@ -151,6 +151,60 @@ async def test_python_socketio_clients_upgrade_onto_conn(
     assert client.seqs(thread_id) == list(range(1, 52))
 
 
+@pytest.mark.parametrize("probe", [b"2probe", b"2nope"])
+async def test_an_upgrade_from_polling(beacon: Beacon, probe: bytes) -> None:
+    url = beacon.realtime + "/socket.io/?EIO=4&transport=polling"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        raw = await Raw.open(beacon)
+        assert (await raw.upgrade(path=f"{PATH}&sid={sid}")).startswith(b"HTTP/1.1 101 ")
+        raw.send(client_frame(probe))
+        if probe == b"2probe":
+            assert await raw.text() == "3probe"
+            async with http.get(f"{url}&sid={sid}") as resp:  # the pending poll ends with a NOOP
+                assert await resp.text() == "6"
+            raw.send(client_frame(b"5"))
+            raw.send(client_frame(("40/logs," + json.dumps({"token": TOKEN})).encode()))
+            assert (await raw.text()).startswith("40/logs,")
+            assert (await stats(beacon))["websockets"] == {"direct": 1, "library": 0}
+        else:  # a failed upgrade closes the websocket; the client goes on polling
+            assert await raw.close_code() == 1000
+            connect = "40/logs," + json.dumps({"token": TOKEN})
+            async with http.post(f"{url}&sid={sid}", data=connect) as resp:
+                assert resp.status == 200
+            async with http.get(f"{url}&sid={sid}") as resp:
+                assert (await resp.text()).startswith("40/logs,")
+        raw.close()
+
+
+async def test_one_upgrade_at_a_time_and_a_probe_in_bounded_time(tmp_path: Path) -> None:
+    async with running_beacon(make_config(tmp_path, **{"realtime.ping_timeout": 0.5})) as beacon:
+        url = beacon.realtime + "/socket.io/?EIO=4&transport=polling"
+        async with aiohttp.ClientSession() as http, http.get(url) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        first, second = await Raw.open(beacon), await Raw.open(beacon)
+        assert (await first.upgrade(path=f"{PATH}&sid={sid}")).startswith(b"HTTP/1.1 101 ")
+        assert (await second.upgrade(path=f"{PATH}&sid={sid}")).startswith(b"HTTP/1.1 400 ")
+        # the first never sends its probe: closed after ping_timeout
+        assert await asyncio.wait_for(first.close_code(), 5) == 1000
+        first.close()
+        second.close()
+
+
+async def test_a_frame_sent_with_the_handshake_is_read(raw: Raw) -> None:
+    connect = client_frame(("40/logs," + json.dumps({"token": TOKEN})).encode())
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.send(
+        f"GET {PATH} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        + connect
+    )
+    assert (await raw.reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+    assert (await raw.text()).startswith("0{")
+    assert (await raw.text()).startswith("40/logs,")
+
+
 async def test_fragments_and_websocket_pings(raw: Raw) -> None:
     await raw.upgrade()
     assert (await raw.text()).startswith("0{")
@@ -181,14 +235,15 @@ async def test_bad_frames_close_the_connection_with_the_right_code(
         await raw.upgrade()
         await raw.connect_logs()
         with caplog.at_level(logging.WARNING):
-            raw.send(frame)
-            raw.send(frame)  # a second offence on the way out logs nothing more
+            # A second offence on the way out logs nothing more; a ping after our close gets no pong.
+            raw.send(frame + client_frame(b"p", opcode=9) + frame)
             assert await raw.close_code() == code
             raw.close()
             async with beacon.http.get(beacon.realtime + "/health") as resp:  # still serving
                 assert resp.status == 200
             await eventually(lambda: _logs_empty(beacon), 5)
         assert sum("websocket" in r.name for r in caplog.records) <= 1
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def _logs_empty(beacon: Beacon) -> bool:

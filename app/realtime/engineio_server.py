@@ -150,14 +150,17 @@ class Pings:
         self._task: asyncio.Task[None] | None = None
         self._nap: asyncio.Future[None] | None = None
         self._until = 0.0
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._due)
 
     def add(self, socket: AsyncSocket) -> None:
+        if self._closed:
+            return
         due = time.monotonic() + self.interval
         self._due.append((due, socket))
-        if self._task is None:
+        if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="engineio-pings")
         elif due < self._until:
             self._wake()
@@ -175,7 +178,10 @@ class Pings:
             while self._checks and self._checks[0][0] <= now:
                 _, socket, stamp = self._checks.popleft()
                 if socket.last_ping == stamp or socket.closed:  # no PONG since that PING
-                    _expire(socket)
+                    try:
+                        _expire(socket)
+                    except Exception:
+                        logger.warning("could not close silent Engine.IO socket %s", socket.sid, exc_info=True)
             heads = [queue[0][0] for queue in (self._due, self._checks) if queue]
             self._until = min(heads) if heads else float("inf")
             self._nap = loop.create_future()
@@ -195,10 +201,10 @@ class Pings:
             await socket.send(eio_packet.Packet(eio_packet.PING))
         except Exception:
             logger.warning("could not ping Engine.IO socket %s", socket.sid, exc_info=True)
-        if isinstance(socket.queue, websocket.DirectQueue):
-            self._checks.append((time.monotonic() + self.timeout + CHECK_SLACK, socket, stamp))
+        self._checks.append((time.monotonic() + self.timeout + CHECK_SLACK, socket, stamp))
 
     async def close(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

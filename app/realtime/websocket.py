@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import re
 import struct
 import urllib.parse
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.tcp_helpers import tcp_keepalive
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
 from wsproto.connection import Connection, ConnectionState, ConnectionType
@@ -39,6 +41,7 @@ from wsproto.events import (
     TextMessage,
 )
 from wsproto.handshake import H11Handshake
+from wsproto.utilities import LocalProtocolError
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ MAX_EARLY = 64 * 1024  # bytes a client may send before its handshake is answere
 CLOSE_TIMEOUT = 5.0  # seconds a closing websocket waits for the client's close frame
 MAX_INBOX = 256  # received packets waiting for their handler before reading pauses
 SECURITY_HEADERS = [(b"X-Content-Type-Options", b"nosniff"), (b"Referrer-Policy", b"no-referrer")]
+
+HEAD_END = re.compile(rb"\n\r?\n")  # the blank line that ends a request head, as h11 finds it
 
 HEAD, HANDSHAKE, PROBE, UPGRADE, OPEN, CLOSING, CLOSED = range(7)
 
@@ -206,6 +211,7 @@ class Conn(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.front.conns.add(self)
+        tcp_keepalive(transport)  # as aiohttp does: a peer that vanishes without FIN or RST is found
         self.timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, transport.abort)
 
     def data_received(self, data: bytes) -> None:
@@ -222,7 +228,7 @@ class Conn(asyncio.Protocol):
                 self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        was, self.state = self.state, CLOSED
+        self.state = CLOSED
         self._cancel_timer()
         self.front.conns.discard(self)
         socket, self.socket = self.socket, None
@@ -230,7 +236,8 @@ class Conn(asyncio.Protocol):
             return
         if self.front.eio.wires.get(socket.sid) is self:
             del self.front.eio.wires[socket.sid]
-        if was in (PROBE, UPGRADE):  # a failed upgrade: the socket goes on polling
+        queue = socket.queue
+        if not (isinstance(queue, DirectQueue) and queue.conn is self):  # an upgrade that failed: still polling
             socket.upgrading = False
             return
         self.front.spawn(self._gone(socket))
@@ -266,7 +273,8 @@ class Conn(asyncio.Protocol):
             self._hand_off()
             return
         self.state = HANDSHAKE
-        self.raw = bytearray()
+        end = HEAD_END.search(self.raw)
+        self.raw = bytearray(self.raw[end.end() :] if end else b"")  # early frames, read once accepted
         self.front.spawn(self._handshake(request))
 
     def _hand_off(self) -> None:
@@ -310,14 +318,18 @@ class Conn(asyncio.Protocol):
             if not socket.connected:
                 self.front.spawn(self._gone(socket))
             return
+        if socket.upgrading or socket.closed:
+            self._reject(Reply(400, [("Content-Type", "text/plain")], b"Bad Request: an upgrade is under way"))
+            return
         self.socket = socket
         self.transport.write(self.hs.send(AcceptConnection(extra_headers=SECURITY_HEADERS)))
         self.ws, self.hs = self.hs.connection, None
         self._cancel_timer()
         early, self.raw = bytes(self.raw), None
-        if socket.connected:  # polling until now: the probe first (Engine.IO v4 upgrade)
+        if socket.connected:  # polling until now: the probe first (Engine.IO v4 upgrade), in bounded time
             socket.upgrading = True
             self.state = PROBE
+            self.timer = asyncio.get_running_loop().call_later(self.front.eio.ping_timeout, self.close)
         else:
             socket.connected = True
             self._open()
@@ -326,6 +338,10 @@ class Conn(asyncio.Protocol):
 
     def _open(self) -> None:
         socket = self.socket
+        self._cancel_timer()
+        if socket.closed:  # closed by the server during the upgrade
+            self.close(1000)
+            return
         socket.upgraded, socket.upgrading = True, False
         held, socket.queue = socket.queue, DirectQueue(self)
         self.state = OPEN
@@ -334,16 +350,26 @@ class Conn(asyncio.Protocol):
             pkt = held.get_nowait()
             if pkt is not None:
                 self.send_packet(pkt)
+        if any(not getter.done() for getter in held._getters):  # a poll still waits: let it end
+            held.put_nowait(eio_packet.Packet(eio_packet.NOOP))
 
     # -- receiving
 
     def _events(self) -> None:
+        try:
+            self._read_events()
+        except LocalProtocolError:  # wsproto refused what we meant to send: the state is not what we think
+            logger.warning("websocket protocol state error with %s", self.transport.get_extra_info("peername"))
+            self.transport.abort()
+
+    def _read_events(self) -> None:
         assert self.ws is not None
         for event in self.ws.events():
             if isinstance(event, (TextMessage, BytesMessage)):
                 self._message(event)
             elif isinstance(event, Ping):
-                self.transport.write(self.ws.send(event.response()))
+                if self.ws.state == ConnectionState.OPEN:  # not once our close is sent
+                    self.transport.write(self.ws.send(event.response()))
             elif isinstance(event, CloseConnection):
                 if self.ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
                     self.transport.write(self.ws.send(event.response()))
@@ -353,6 +379,8 @@ class Conn(asyncio.Protocol):
                 return
 
     def _message(self, event: TextMessage | BytesMessage) -> None:
+        if self.state >= CLOSING:  # closing: only the client's close frame matters now
+            return
         self.size += len(event.data)
         if self.size > self.front.eio.max_http_buffer_size:
             self.close(1009)  # message too big
@@ -463,7 +491,11 @@ class Conn(asyncio.Protocol):
         """Start the websocket closing handshake; the client has CLOSE_TIMEOUT to answer."""
         if self.state in (CLOSING, CLOSED) or self.ws is None:
             return
+        if self.state in (PROBE, UPGRADE):  # no upgrade: the client goes on polling
+            self.socket.upgrading = False
         self.state = CLOSING
+        self._cancel_timer()
+        self.transport.resume_reading()  # to read the client's close frame even if the inbox paused us
         if self.ws.state == ConnectionState.OPEN and not self.transport.is_closing():
             self.transport.write(self.ws.send(CloseConnection(code=code)))
             self.timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.transport.abort)
