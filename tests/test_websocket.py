@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import os
+import socket
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -317,3 +318,30 @@ async def test_shutdown_closes_websockets(tmp_path: Path) -> None:
     # Socket.IO DISCONNECT, Engine.IO CLOSE, then the websocket close frame.
     assert await asyncio.wait_for(raw.close_code(), 10) == 1000
     raw.close()
+
+
+async def test_a_client_that_stops_reading_is_disconnected_past_the_hard_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 1 KiB fan-out bound → 4 KiB hard limit for everything else, here /admin events, which the
+    # fan-out does not carry. The client never reads; its receive buffer is as small as Linux allows.
+    async with running_beacon(make_config(tmp_path, **{"realtime.send_buffer_bytes": 1024})) as beacon:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", beacon.running.realtime_port))
+        raw = Raw(*await asyncio.open_connection(sock=sock))
+        await raw.upgrade()
+        assert (await raw.text()).startswith("0{")
+        raw.send(client_frame(("40/admin," + json.dumps({"token": TOKEN})).encode()))
+        assert (await raw.text()).startswith("40/admin,")
+        event = json.dumps({"type": "run_status", "data": {"text": "x" * 10_000}})
+        with caplog.at_level(logging.WARNING):
+            for _ in range(400):  # at most ~4 MB; the kernel's buffers take a few hundred KiB
+                await beacon.running.services.bus.publish("admin", event)
+                await asyncio.sleep(0.005)
+                if (await stats(beacon))["namespaces"]["/admin"]["connections"] == 0:
+                    break
+        assert (await stats(beacon))["namespaces"]["/admin"]["connections"] == 0
+        assert any("the client stopped reading" in r.getMessage() for r in caplog.records)
+        raw.close()
