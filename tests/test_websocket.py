@@ -54,6 +54,14 @@ class Raw:
     async def open(cls, beacon: Beacon) -> Raw:
         return cls(*await asyncio.open_connection("127.0.0.1", beacon.running.realtime_port))
 
+    @classmethod
+    async def on_logs(cls, beacon: Beacon) -> Raw:
+        """A websocket connected to /logs."""
+        raw = await cls.open(beacon)
+        await raw.upgrade()
+        await raw.connect_logs()
+        return raw
+
     async def upgrade(self, path: str = PATH, extra: str = "") -> bytes:
         key = base64.b64encode(os.urandom(16)).decode()
         self.writer.write(
@@ -232,9 +240,7 @@ async def test_bad_frames_close_the_connection_with_the_right_code(
     tmp_path: Path, frame: bytes, code: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with running_beacon(make_config(tmp_path, **{"realtime.max_message_bytes": 1024})) as beacon:
-        raw = await Raw.open(beacon)
-        await raw.upgrade()
-        await raw.connect_logs()
+        raw = await Raw.on_logs(beacon)
         with caplog.at_level(logging.WARNING):
             # A second offence on the way out logs nothing more; a ping after our close gets no pong.
             raw.send(frame + client_frame(b"p", opcode=9) + frame)
@@ -280,9 +286,7 @@ async def test_a_slow_request_head_is_dropped(beacon: Beacon, monkeypatch: pytes
 async def test_a_client_that_stops_answering_pings_is_closed(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, **{"realtime.ping_interval": 0.3, "realtime.ping_timeout": 0.3})
     async with running_beacon(cfg) as beacon:
-        raw = await Raw.open(beacon)
-        await raw.upgrade()
-        await raw.connect_logs()
+        raw = await Raw.on_logs(beacon)
         texts = []
         while True:  # never answers "2" with "3"
             opcode, payload = await asyncio.wait_for(raw.frame(), 10)
@@ -298,9 +302,7 @@ async def test_a_client_that_stops_answering_pings_is_closed(tmp_path: Path) -> 
 async def test_pings_answered_keep_a_connection_open(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, **{"realtime.ping_interval": 0.2, "realtime.ping_timeout": 0.5})
     async with running_beacon(cfg) as beacon:
-        raw = await Raw.open(beacon)
-        await raw.upgrade()
-        await raw.connect_logs()
+        raw = await Raw.on_logs(beacon)
         pings = 0
         while pings < 5:
             if await raw.text() == "2":
@@ -312,9 +314,7 @@ async def test_pings_answered_keep_a_connection_open(tmp_path: Path) -> None:
 
 async def test_shutdown_closes_websockets(tmp_path: Path) -> None:
     async with running_beacon(make_config(tmp_path)) as beacon:
-        raw = await Raw.open(beacon)
-        await raw.upgrade()
-        await raw.connect_logs()
+        raw = await Raw.on_logs(beacon)
     # Socket.IO DISCONNECT, Engine.IO CLOSE, then the websocket close frame.
     assert await asyncio.wait_for(raw.close_code(), 10) == 1000
     raw.close()
