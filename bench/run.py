@@ -10,7 +10,8 @@ bench/results/<timestamp>.json and .md. Scenarios:
           infinitely late), the rate the lines were actually logged at
   memory  RSS per idle connection at C connections (fresh server each time)
   rest    Beacon's GET /status and POST /start: requests/s and p99 from a separate process
-  redis   the fan-out over the Redis bus (skipped until the scale-out issue lands)
+  redis   the fan-out with Beacon scaled out: a `rest` and a `realtime` run.py over a Redis bus
+          (redis-server started here; skipped with a message when it is not installed)
 
 With --deflate the clients also run fanout and memory offering permessage-deflate, as browsers do.
 Every figure is the median of --repeat runs; each run is logged and kept in the JSON.
@@ -34,6 +35,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +60,7 @@ SERVER_LABELS = {
     "python": "python-socketio (bare)",
     "python-uvloop": "python-socketio (bare, uvloop)",
     "node": "Node socket.io",
+    "beacon-redis": "Beacon over Redis (rest + realtime)",
 }
 UVLOOP_RUN = (
     "import runpy, sys, uvloop; uvloop.install(); sys.argv = sys.argv[1:]; "
@@ -65,10 +68,6 @@ UVLOOP_RUN = (
 )
 BENCH_TOKEN = secrets.token_urlsafe(24)  # Beacon's admin token for this run (env BEACON_AUTH_TOKENS)
 ALL_SCENARIOS = ("fanout", "steady", "memory", "rest", "redis")
-REDIS_SKIP = (
-    "skipped: the Redis-bus fan-out needs the scale-out issue (Beacon split into `rest` and `realtime` "
-    "processes over PUBSUB_URL=redis://…); it will run here once that lands"
-)
 
 
 def log(msg: str) -> None:
@@ -122,7 +121,7 @@ class Server:
         self.rest_port = self.sio_port = 0
         self.tag = ""
         self.yield_every = 0
-        self.token = BENCH_TOKEN if name == "beacon" else ""  # sent as Socket.IO auth and REST bearer token
+        self.token = BENCH_TOKEN if name.startswith("beacon") else ""  # Socket.IO auth and REST bearer token
         self.stamp = "send"
 
     def argv(self) -> list[str]:
@@ -148,26 +147,35 @@ class Server:
             return [sys.executable, str(BENCH / "reference_python.py"), str(self.sio_port), *extra]
         return [shutil.which("node") or "node", str(NODE_DIR / "server.mjs"), str(self.sio_port)]
 
+    def spawn(self, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        out = open(self.workdir / log_name, "wb")  # noqa: SIM115 - closed by the child
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.name.startswith("beacon"):  # auth stays on: one admin token, enough connections for every client
+            env["BEACON_AUTH_TOKENS"] = f"bench:admin:{BENCH_TOKEN}"
+            env["BEACON_AUTH_MAX_CONNECTIONS_PER_TOKEN"] = str(1_000_000)
+        try:
+            return subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            out.close()
+
+    def before_start(self) -> None:
+        """Anything the server needs running first (the Redis variant: redis-server and the REST node)."""
+
     def start(self, timeout: float = 60.0) -> None:
         Server.serial += 1
         self.tag = f"{self.name}-{Server.serial}"
         self.sio_port = free_port()
-        self.rest_port = free_port() if self.name == "beacon" else self.sio_port
-        out = open(self.workdir / f"{self.tag}.log", "wb")  # noqa: SIM115 - closed by the child
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        if self.name == "beacon":  # Beacon's auth stays on: one admin token, enough connections for every client
-            env["BEACON_AUTH_TOKENS"] = f"bench:admin:{BENCH_TOKEN}"
-            env["BEACON_AUTH_MAX_CONNECTIONS_PER_TOKEN"] = str(1_000_000)
-        self.proc = subprocess.Popen(
-            self.argv(),
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=_die_with_parent,
-        )
-        out.close()
+        self.rest_port = free_port() if self.name.startswith("beacon") else self.sio_port
+        self.before_start()
+        self.proc = self.spawn(self.argv(), f"{self.tag}.log")
         self.ps = psutil.Process(self.proc.pid)
         deadline = time.monotonic() + timeout
         ports = {self.rest_port, self.sio_port}
@@ -200,9 +208,9 @@ class Server:
 
     def trigger(self, thread_id: str, lines: int, size: int, rate: float) -> None:
         spec: dict[str, Any] = {"lines": lines, "size": size, "rate": rate}
-        if self.name != "beacon" and self.yield_every:
+        if not self.name.startswith("beacon") and self.yield_every:
             spec["yield_every"] = self.yield_every  # the reference servers' flat-out batch
-        if self.name != "beacon" and self.stamp == "due":
+        if not self.name.startswith("beacon") and self.stamp == "due":
             spec["stamp"] = "due"
         body = {"workflow": "bench", "input": spec, "thread_id": thread_id}
         status, answer = http("POST", f"http://127.0.0.1:{self.rest_port}/start", body, token=self.token)
@@ -249,6 +257,67 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.proc = None
+
+
+class RedisBeacon(Server):
+    """Beacon scaled out: `run.py rest` and `run.py realtime` over a Redis bus, with one SQLite store.
+
+    `pid` (CPU samples, py-spy) is the realtime node's, which does the fan-out; server CPU per
+    delivery counts all three processes (REST node with the workflow, realtime node, redis-server).
+    """
+
+    def __init__(self, workdir: Path, beacon_args: list[str]) -> None:
+        super().__init__("beacon-redis", workdir, beacon_args)
+        self.side: list[subprocess.Popen[bytes]] = []  # redis-server, the REST node
+
+    def common(self) -> list[str]:
+        store = self.workdir / self.tag / "b.sqlite"
+        store.parent.mkdir(parents=True, exist_ok=True)
+        return ["--pubsub-url", f"redis://127.0.0.1:{self.redis_port}/0", "--store-url", f"sqlite:///{store}"]
+
+    def before_start(self) -> None:
+        self.redis_port = free_port()
+        redis = shutil.which("redis-server") or "redis-server"
+        argv = [redis, "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.side = [self.spawn(argv, f"{self.tag}-redis.log")]
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.redis_port), 1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not answer on {self.redis_port}")
+            time.sleep(0.1)
+        rest = [sys.executable, "run.py", "rest", "--rest-port", str(self.rest_port), *self.common(), *self.beacon_args]
+        self.side.append(self.spawn(rest, f"{self.tag}-rest.log"))
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "run.py", "realtime", "--socketio-port", str(self.sio_port), *self.common(),
+                *self.beacon_args]  # fmt: skip
+
+    def cpu_seconds(self) -> float:
+        total = super().cpu_seconds()
+        for proc in self.side:
+            with contextlib.suppress(psutil.Error):
+                t = psutil.Process(proc.pid).cpu_times()
+                total += t.user + t.system
+        return total
+
+    def alive(self) -> bool:
+        return super().alive() and all(p.poll() is None for p in self.side)
+
+    def stop(self) -> None:
+        super().stop()
+        for proc in reversed(self.side):  # the REST node before redis-server
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+        self.side = []
 
 
 class Generators:
@@ -556,7 +625,12 @@ class Bench:
     def server(self, name: str) -> Server:
         srv = self.servers.get(name)
         if srv is None or not srv.alive():
-            srv = Server(name, self.workdir, self.args.beacon_arg)
+            if srv is not None:
+                srv.stop()
+            if name == "beacon-redis":
+                srv = RedisBeacon(self.workdir, self.args.beacon_arg)
+            else:
+                srv = Server(name, self.workdir, self.args.beacon_arg)
             srv.uvloop = self.args.beacon_uvloop
             srv.yield_every = self.args.ref_yield_every
             srv.stamp = self.args.ref_stamp
@@ -580,14 +654,16 @@ class Bench:
         idle: float,
         deflate: bool = False,
         title: str = "",
+        servers: list[str] | None = None,
     ) -> dict[str, Any]:
         """Every server, --repeat times, interleaved (repeat → server) so drifting machine load hits all alike."""
         assert self.gens is not None
         a = self.args
-        runs: dict[str, list[dict]] = {s: [] for s in a.servers}
-        connects: dict[str, list[dict]] = {s: [] for s in a.servers}
+        servers = servers or a.servers
+        runs: dict[str, list[dict]] = {s: [] for s in servers}
+        connects: dict[str, list[dict]] = {s: [] for s in servers}
         for rep in range(a.repeat):
-            for name in a.servers:
+            for name in servers:
                 srv = self.server(name)
                 srv.settle()
                 conn = self.gens.connect(srv, clients, deflate, a.connect_concurrency, a.connect_timeout)
@@ -618,7 +694,7 @@ class Bench:
                     "runs": runs[s],
                     "deflate_accepted": [c["deflate_accepted"] for c in connects[s]],
                 }
-                for s in a.servers
+                for s in servers
             },
         }
 
@@ -630,6 +706,23 @@ class Bench:
             title = f"fan-out {n} clients × {lines} lines" + (" (deflate offered)" if deflate else "")
             log(title)
             out.append(self.fanout_like("fanout", n, lines, 0, a.timeout, a.idle_timeout, deflate, title))
+        return out
+
+    def scenario_redis(self) -> list[dict] | dict[str, str]:
+        """The fan-out again, Beacon split into a REST and a realtime node over a Redis bus."""
+        if shutil.which("redis-server") is None:
+            return {"skipped": "redis-server is not installed (Debian: apt-get install redis-server)"}
+        a = self.args
+        out = []
+        for n in a.clients:
+            lines = max(a.min_lines, a.deliveries // n) if a.lines is None else a.lines
+            title = f"fan-out over Redis {n} clients × {lines} lines"
+            log(title)
+            redis = ["beacon-redis"]
+            out.append(self.fanout_like("redis", n, lines, 0, a.timeout, a.idle_timeout, False, title, redis))
+        srv = self.servers.pop("beacon-redis", None)
+        if srv is not None:
+            srv.stop()
         return out
 
     def scenario_steady(self) -> list[dict]:
@@ -833,8 +926,9 @@ class Bench:
             if a.deflate:
                 self.results["memory_deflate"] = self.scenario_memory(deflate=True)
         if "redis" in sc:
-            log(f"redis: {REDIS_SKIP}")
-            self.results["redis"] = {"skipped": REDIS_SKIP}
+            self.results["redis"] = self.scenario_redis()
+            if "skipped" in self.results["redis"]:
+                log(f"redis: {self.results['redis']['skipped']}")
 
     def close(self) -> None:
         self.stop_servers()
@@ -1070,9 +1164,33 @@ def render_markdown(meta: dict, results: dict, servers: list[str]) -> str:
                 f"| {label} | {m['requests_per_s']:.0f} | {fmt_ms(m['p50_ms'])} | {fmt_ms(m['p99_ms'])} | "
                 f"{fmt_ms(m['max_ms'])} | {m['unexpected_status']:.0f} | {m['gen_cpu_percent']:.0f}% |"
             )
-    if "redis" in results:
+    redis = results.get("redis")
+    if isinstance(redis, dict):
         add("")
-        add(f"**Redis bus fan-out**: {results['redis'].get('skipped', 'see JSON')}")
+        add(f"**Redis bus fan-out**: {redis.get('skipped', 'see JSON')}")
+    elif redis:
+        add("")
+        add(
+            "**Redis bus fan-out** (Beacon as `run.py rest` + `run.py realtime` over redis-server, same clients and "
+            "lines as `fanout`; server CPU counts all three processes)"
+        )
+        add("")
+        add(
+            "| clients | deliveries/s | p50 ms | p99 ms | lost | server CPU µs/delivery | ÷ Beacon in one process | "
+            + " | ".join(f"÷ {SERVER_LABELS[s]}" for s in others)
+            + " |"
+        )
+        add("|---|---|---|---|---|---|---|" + "---|" * len(others))
+        for case in redis:
+            m = case["servers"]["beacon-redis"]["median"]
+            rate, n = m["deliveries_per_s"], case["clients"]
+            refs = [
+                ratio(rate, _median(results, "fanout", s, "deliveries_per_s", clients=n)) for s in ("beacon", *others)
+            ]
+            add(
+                f"| {n} | {fmt_k(rate)} | {fmt_ms(m['p50_ms'])} | {fmt_ms(m['p99_ms'])} | {m['lost'] or 0:.0f} | "
+                f"{m['server_cpu_us_per_delivery'] or 0:.1f} | " + " | ".join(refs) + " |"
+            )
     add("")
     add("**Load-generator check** (CPU in % of one core; the generator is saturated near 100% per process)")
     add("")
@@ -1085,10 +1203,11 @@ def render_markdown(meta: dict, results: dict, servers: list[str]) -> str:
     def pct(v: float | None) -> str:
         return "–" if v is None else f"{v:.0f}%"
 
-    for key in ("fanout", "fanout_deflate", "steady"):
-        for f in results.get(key, []):
+    for key in ("fanout", "fanout_deflate", "steady", "redis"):
+        cases = results.get(key)
+        for f in cases if isinstance(cases, list) else []:
             sc = f"{key} {f['clients']}" + (f" × {f['rate']:g}/s" if f.get("rate") else "")
-            for s in servers:
+            for s in f["servers"]:
                 runs = f["servers"].get(s, {}).get("runs", [])
                 if not runs:
                     continue

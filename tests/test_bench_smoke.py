@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI
+from conftest import IN_CI, need_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "bench" / "reference_node"
@@ -36,6 +36,7 @@ def node_reference() -> None:
 @pytest.mark.timeout(240)
 def test_bench_quick_run(tmp_path: Path) -> None:
     node_reference()
+    need_binary("redis-server")  # the `redis` scenario: Beacon as a REST and a realtime node over Redis
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "bench/run.py", "--quick", "--out", str(out)],
@@ -55,8 +56,9 @@ def test_bench_quick_run(tmp_path: Path) -> None:
     assert set(scenarios) >= {"fanout", "steady", "memory", "rest", "redis"}
 
     assert len(scenarios["fanout"]) == 2 and scenarios["steady"]
-    for case in scenarios["fanout"] + scenarios["steady"]:
-        for name in servers:
+    assert [list(case["servers"]) for case in scenarios["redis"]] == [["beacon-redis"]] * 2
+    for case in scenarios["fanout"] + scenarios["steady"] + scenarios["redis"]:
+        for name in case["servers"]:
             for run in case["servers"][name]["runs"]:
                 where = (case["clients"], name, run, proc.stdout[-3000:])
                 assert run["received"] > 0, where
@@ -72,7 +74,7 @@ def test_bench_quick_run(tmp_path: Path) -> None:
         (run,) = endpoint["runs"]
         assert run["requests"] > 0 and run["unexpected_status"] == 0, run
 
-    assert "skipped" in scenarios["redis"]
     text = md_path.read_text()
     assert "Beacon ÷ python-socketio" in text and "Beacon ÷ Node socket.io" in text
+    assert "**Redis bus fan-out** (Beacon as `run.py rest` + `run.py realtime`" in text
     assert "bench/run.py --quick" in text
