@@ -30,6 +30,12 @@ async def stats(beacon: Beacon) -> dict[str, Any]:
         return dict(await resp.json())
 
 
+async def served(beacon: Beacon) -> tuple[int, int]:
+    """Websockets on Conn, and on python-engineio's own handler."""
+    ws = (await stats(beacon))["websockets"]
+    return ws["direct"], ws["library"]
+
+
 def client_frame(payload: bytes, opcode: int = 1, fin: bool = True, masked: bool = True) -> bytes:
     head = bytes([(0x80 if fin else 0) | opcode])
     n = len(payload)
@@ -116,7 +122,7 @@ async def test_a_new_websocket_is_served_by_conn_and_gets_its_lines(beacon: Beac
     head = await raw.upgrade()
     assert head.startswith(b"HTTP/1.1 101 ") and b"X-Content-Type-Options: nosniff" in head
     await raw.connect_logs()
-    assert (await stats(beacon))["websockets"] == {"direct": 1, "library": 0}
+    assert await served(beacon) == (1, 0)
     thread_id = await beacon.start("bench", {"lines": 20, "size": 10})
     seqs = []
     while len(seqs) < 21:
@@ -142,7 +148,7 @@ async def test_other_requests_on_the_port_are_aiohttps_keep_alive_included(beaco
             assert (await ws.receive_str(timeout=10)).startswith("0{")
             await ws.send_str("40/logs," + json.dumps({"token": TOKEN}))
             assert (await ws.receive_str(timeout=10)).startswith("40/logs,")
-            assert (await stats(beacon))["websockets"] == {"direct": 0, "library": 1}
+            assert await served(beacon) == (0, 1)
     async with beacon.http.get(beacon.realtime + "/nope") as resp:
         assert resp.status == 404
 
@@ -176,7 +182,7 @@ async def test_an_upgrade_from_polling(beacon: Beacon, probe: bytes) -> None:
             raw.send(client_frame(b"5"))
             raw.send(client_frame(("40/logs," + json.dumps({"token": TOKEN})).encode()))
             assert (await raw.text()).startswith("40/logs,")
-            assert (await stats(beacon))["websockets"] == {"direct": 1, "library": 0}
+            assert await served(beacon) == (1, 0)
         else:  # a failed upgrade closes the websocket; the client goes on polling
             assert await raw.close_code() == 1000
             connect = "40/logs," + json.dumps({"token": TOKEN})
@@ -296,7 +302,7 @@ async def test_a_client_that_stops_answering_pings_is_closed(tmp_path: Path) -> 
         assert "2" in texts and texts[-1] == "1"  # pinged, then Engine.IO CLOSE before the websocket close
         raw.close()
         await eventually(lambda: _logs_empty(beacon), 5)
-        assert (await stats(beacon))["websockets"] == {"direct": 0, "library": 0}
+        assert await served(beacon) == (0, 0)
 
 
 async def test_pings_answered_keep_a_connection_open(tmp_path: Path) -> None:
@@ -345,3 +351,24 @@ async def test_a_client_that_stops_reading_is_disconnected_past_the_hard_limit(
         assert (await stats(beacon))["namespaces"]["/admin"]["connections"] == 0
         assert any("the client stopped reading" in r.getMessage() for r in caplog.records)
         raw.close()
+
+
+async def test_connections_that_come_and_go_leave_nothing_behind(beacon: Beacon) -> None:
+    clients = [await Raw.on_logs(beacon) for _ in range(60)]
+    assert await served(beacon) == (60, 0)
+    for i, raw in enumerate(clients):
+        if i % 3 == 0:
+            raw.send(client_frame(b"\x03\xe8", opcode=8))  # a close frame (1000), then wait for the answer
+            assert await raw.close_code() == 1000
+            raw.close()
+        elif i % 3 == 1:
+            raw.writer.transport.abort()  # RST, no close frame
+        else:
+            raw.close()  # FIN, no close frame
+
+    async def all_gone() -> bool:
+        s = await stats(beacon)
+        return bool(s["namespaces"]["/logs"]["connections"] == 0 and s["websockets"]["engineio_sockets"] == 0)
+
+    await eventually(all_gone, 10)
+    assert await served(beacon) == (0, 0)

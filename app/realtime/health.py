@@ -80,7 +80,13 @@ async def stats(request: web.Request) -> web.Response:
 def _websockets(eio: Any) -> dict[str, int]:
     wires = getattr(eio, "wires", {}).values()
     direct = sum(1 for wire in wires if isinstance(wire, Conn))
-    return {"direct": direct, "library": len(wires) - direct}
+    pings = getattr(eio, "pings", None)
+    return {
+        "direct": direct,
+        "library": len(wires) - direct,
+        "engineio_sockets": len(eio.sockets),  # every transport, open or closing
+        "pings_scheduled": len(pings) if pings is not None else 0,
+    }
 
 
 def allow_origins(origins: tuple[str, ...]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
