@@ -6,11 +6,11 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
 from app.keys import admin_ns_key, bridge_key, logs_ns_key, services_key, sio_key, started_key
+from app.realtime.engineio_server import EngineIO
 from app.realtime.websocket import Conn
 
 
@@ -77,15 +77,13 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
-def _websockets(eio: Any) -> dict[str, int]:
-    wires = getattr(eio, "wires", {}).values()
-    direct = sum(1 for wire in wires if isinstance(wire, Conn))
-    pings = getattr(eio, "pings", None)
+def _websockets(eio: EngineIO) -> dict[str, int]:
+    direct = sum(1 for wire in eio.wires.values() if isinstance(wire, Conn))
     return {
         "direct": direct,
-        "library": len(wires) - direct,
+        "library": len(eio.wires) - direct,
         "engineio_sockets": len(eio.sockets),  # every transport, open or closing
-        "pings_scheduled": len(pings) if pings is not None else 0,
+        "pings_scheduled": len(eio.pings),
     }
 
 
