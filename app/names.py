@@ -1,0 +1,27 @@
+"""Names every side of Beacon shares (ids, bus channels, levels, clocks); imports nothing of ours."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+
+THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+# Bus channels.
+LOGS_CHANNEL = "logs"  # batches of stored log lines
+ADMIN_CHANNEL = "admin"  # run events and status changes
+CONTROL_CHANNEL = "control"  # REST nodes tell each other to cancel what they execute
+
+LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LEVELS: dict[str, int] = logging.getLevelNamesMapping()  # also WARN, FATAL, NOTSET, as logging spells them
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 in UTC, as every record and event carries it."""
+    return datetime.now(UTC).isoformat()
+
+
+def iso(timestamp: float) -> str:
+    """A POSIX timestamp as ISO 8601 in UTC."""
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
