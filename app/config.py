@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from app.names import LEVEL_NAMES
 
 # The seed document's variable names; every other key is BEACON_<SECTION>_<KEY>.
 SEED_ENV = {
@@ -241,8 +241,8 @@ def _validate(cfg: Config) -> None:
     scheme = cfg.store.url.split("://", 1)[0]
     if "://" not in cfg.store.url or scheme not in ("sqlite", "postgresql", "postgres"):
         raise ConfigError(f"store.url={cfg.store.url!r}: expected sqlite:///path or postgresql://…")
-    if cfg.logging.level.upper() not in LEVELS:
-        raise ConfigError(f"logging.level={cfg.logging.level!r}: expected one of {', '.join(LEVELS)}")
+    if cfg.logging.level.upper() not in LEVEL_NAMES:
+        raise ConfigError(f"logging.level={cfg.logging.level!r}: expected one of {', '.join(LEVEL_NAMES)}")
     if cfg.logging.format not in ("plain", "json"):
         raise ConfigError(f"logging.format={cfg.logging.format!r}: expected plain or json")
     for key, value in (

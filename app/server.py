@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from app.config import MODES, Config, ConfigError
-from app.keys import front_key
 from app.realtime.app import create_realtime_app
+from app.realtime.keys import front_key
 from app.realtime.websocket import Site
 from app.rest.app import create_rest_app
 from app.services import Services, open_services

@@ -38,8 +38,7 @@ from conftest import AUTH_HEADER, ROOT, TOKEN, TOKEN_ENTRY, eventually, free_por
 from servers import PostgresServer, RedisServer, _children
 from yarl import URL
 
-from app.runs.logsink import LOGS_CHANNEL
-from app.runs.manager import ADMIN_CHANNEL
+from app.names import ADMIN_CHANNEL, LOGS_CHANNEL
 
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
 # Variables of ours that would override the children's configuration.

@@ -7,8 +7,9 @@ import json
 import os
 from typing import Any
 
+from app.names import LEVEL_NAMES
+
 COMMANDS = ("tail", "start", "approve", "reject", "runs", "tokens")
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_API = "http://127.0.0.1:8000"
 DEFAULT_SOCKETIO = "http://127.0.0.1:7000"
 
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail = command("tail", "Print a run's log lines, live, until the run finishes.")
     tail.add_argument("thread_id")
     tail.add_argument("--since", type=non_negative, default=0, metavar="N", help="only lines after seq N (default 0)")
-    tail.add_argument("--level", type=str.upper, choices=LEVELS, help="minimum level (INFO skips DEBUG)")
+    tail.add_argument("--level", type=str.upper, choices=LEVEL_NAMES, help="minimum level (INFO skips DEBUG)")
     tail.add_argument(
         "--follow",
         action=argparse.BooleanOptionalAction,

@@ -14,11 +14,11 @@ import socketio
 
 from app.cli.client import Api, CliError, tcp_error, unreachable
 from app.cli.output import err, format_line, out, use_colour
+from app.names import LEVELS
 
 FINAL = ("completed", "failed", "cancelled")
 QUIET = 0.5  # seconds without a new line, once the run is final, before the last catch-up over REST
 POLL = 5.0  # /status is asked this often too, in case a run_status event is missed
-LEVELS = logging.getLevelNamesMapping()
 
 # python-socketio would otherwise log reconnect attempts through a handler of its own.
 _transport_log = logging.getLogger("app.cli.transport")

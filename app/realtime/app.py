@@ -11,22 +11,14 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
-from app.keys import (
-    admin_ns_key,
-    bridge_key,
-    config_key,
-    front_key,
-    logs_ns_key,
-    services_key,
-    sio_key,
-    started_key,
-)
+from app.keys import config_key, services_key, started_key
 from app.metrics import metrics_handler
 from app.realtime.bridge import Bridge
 from app.realtime.engineio_server import EngineIO
 from app.realtime.fanout import Fanout
 from app.realtime.guard import Guard
 from app.realtime.health import allow_origins, health, stats
+from app.realtime.keys import admin_ns_key, bridge_key, front_key, logs_ns_key, sio_key
 from app.realtime.namespaces import AdminNamespace, LogsNamespace
 from app.realtime.subscriptions import Subscriptions
 from app.realtime.websocket import Front

@@ -10,12 +10,11 @@ import orjson
 import socketio
 
 from app.metrics import Metrics
+from app.names import ADMIN_CHANNEL, LOGS_CHANNEL
 from app.pubsub import Bus
 from app.realtime.fanout import Fanout
 from app.realtime.namespaces import FIREHOSE
 from app.realtime.subscriptions import Subscriptions
-from app.runs.logsink import LOGS_CHANNEL
-from app.runs.manager import ADMIN_CHANNEL
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from app.keys import admin_ns_key, bridge_key, logs_ns_key, services_key, sio_key, started_key
+from app.keys import services_key, started_key
 from app.realtime.engineio_server import EngineIO
+from app.realtime.keys import admin_ns_key, bridge_key, logs_ns_key, sio_key
 from app.realtime.websocket import Conn
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import socketio
 
+from app.names import LEVELS, THREAD_ID
 from app.realtime.guard import Guard
-from app.realtime.subscriptions import LEVELS, Subscriptions
+from app.realtime.subscriptions import Subscriptions
 
 logger = logging.getLogger(__name__)
 
-THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 FIREHOSE = "firehose"
 MAX_SUBSCRIPTIONS = 100
 

@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.names import LEVELS
 from app.store import LogLine, Store
 
 logger = logging.getLogger(__name__)
 
-LEVELS = logging.getLevelNamesMapping()
 # (sid, line, replaying): a replaying send may wait for a slow client to drain; a live one never waits.
 Emit = Callable[[str, LogLine, bool], Awaitable[None]]
 PAGE = 1000

@@ -8,9 +8,10 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import Gauge
 
-from app.keys import config_key, probe_key, runs_key, services_key, started_key
+from app.keys import config_key, services_key, started_key
 from app.metrics import metrics_handler
 from app.rest.health import probe_ctx
+from app.rest.keys import probe_key, runs_key
 from app.rest.middlewares import authenticate, cors, errors, security_headers, timing
 from app.rest.openapi import openapi
 from app.rest.probe import Probe

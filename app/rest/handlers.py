@@ -10,8 +10,9 @@ from dataclasses import asdict
 from aiohttp import web
 
 from app.errors import NotFound
-from app.keys import probe_key, runs_key, services_key, started_key
+from app.keys import services_key, started_key
 from app.rest import schemas
+from app.rest.keys import probe_key, runs_key
 from app.rest.middlewares import InvalidQuery, token_key
 from app.rest.openapi import input_json_schema
 from app.rest.parsing import json_body, query, thread_id

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from app.keys import probe_key
+from app.rest.keys import probe_key
 from app.rest.probe import INTERVAL
 
 

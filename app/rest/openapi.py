@@ -11,7 +11,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
 from app.config import TOKEN_NAME
-from app.realtime.namespaces import THREAD_ID
+from app.names import THREAD_ID
 
 if TYPE_CHECKING:
     from app.rest.routes import Route

@@ -9,7 +9,7 @@ from aiohttp import web
 from marshmallow import Schema, ValidationError
 
 from app.errors import Invalid
-from app.realtime.namespaces import THREAD_ID
+from app.names import THREAD_ID
 from app.rest.middlewares import BadRequest, InvalidQuery, UnsupportedMediaType
 
 

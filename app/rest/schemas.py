@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.config import ROLES, TOKEN_NAME
-from app.realtime.namespaces import THREAD_ID
+from app.names import THREAD_ID
 from app.store import STATUSES
 
 thread_id_field = fields.String(

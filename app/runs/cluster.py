@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from langgraph.types import Command
 
+from app.names import CONTROL_CHANNEL
 from app.store import Run
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CONTROL_CHANNEL = "control"  # REST nodes tell each other to cancel what they execute
 LEASE_TTL = 15.0  # seconds a dead node's runs wait before another node resumes them
 
 

@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 
 import orjson
 
+from app.names import LOGS_CHANNEL
 from app.pubsub.outbox import Outbox
 from app.runs.context import current_thread
 from app.store import LogLine, Store
 
 logger = logging.getLogger(__name__)
 
-LOGS_CHANNEL = "logs"
 MARKER = "… [truncated {} bytes]"
 MAX_PENDING = 100_000  # lines held while the store is down; the oldest go first beyond it
 RETRY_DELAY = 0.5

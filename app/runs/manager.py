@@ -18,9 +18,10 @@ from marshmallow import ValidationError
 
 from app.background import background
 from app.errors import Conflict, Invalid, NotFound, NotWaiting, StaleInterrupt, StoreUnavailable
+from app.names import ADMIN_CHANNEL, CONTROL_CHANNEL
 from app.pubsub import Bus
 from app.pubsub.outbox import Outbox
-from app.runs.cluster import CONTROL_CHANNEL, LEASE_TTL, Cluster
+from app.runs.cluster import LEASE_TTL, Cluster
 from app.runs.context import current_thread
 from app.runs.deadlines import Deadlines, approvals_for, forget
 from app.runs.logsink import LogSink
@@ -30,8 +31,6 @@ from app.workflows import Workflow
 logger = logging.getLogger(__name__)
 # Lines a run's own log shows about the run itself (captured by the sink, unlike app.*).
 run_log = logging.getLogger("beacon.run")
-
-ADMIN_CHANNEL = "admin"
 
 
 def _now() -> str:
@@ -382,4 +381,4 @@ def _decision(d: Decision) -> dict[str, Any]:
     }
 
 
-__all__: Sequence[str] = ["ADMIN_CHANNEL", "RunManager"]
+__all__: Sequence[str] = ["RunManager"]
