@@ -71,11 +71,12 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
             if with_realtime:
                 runners.append(await _start(create_realtime_app(services), cfg.realtime.host, cfg.realtime.port))
                 running.realtime_port = _bound_port(runners[-1])
+                services.node = f"{socket.gethostname()}:{running.realtime_port}"
             if with_rest:
                 runners.append(await _start(create_rest_app(services), cfg.rest.host, cfg.rest.port))
                 running.rest_port = _bound_port(runners[-1])
                 assert services.runs is not None
-                services.runs.node = f"{socket.gethostname()}:{running.rest_port}"
+                services.node = services.runs.node = f"{socket.gethostname()}:{running.rest_port}"
                 resumed = await services.runs.cluster.resume_interrupted()
                 if resumed:
                     logger.info("resumed %d interrupted run(s)", resumed)

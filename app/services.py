@@ -34,6 +34,10 @@ class Services:
     auth: Auth
     tokens: Tokens
     login_token: str | None = None  # the token file's admin secret, for the login URL run.py prints
+    # This process among the nodes: host and the port of its first listener, stable across restarts
+    # (leases, webhook deliveries and /stats all name it so). serve() sets it once the port is bound.
+    node: str = ""
+    sink: LogSink | None = None  # where the REST listener runs
     runs: RunManager | None = None  # only where the REST listener runs
     webhooks: Dispatcher | None = None  # there too
 
@@ -121,5 +125,6 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
             dispatcher = Dispatcher(cfg.webhooks, store, services.metrics, lambda: manager.node)
             services.webhooks = await stack.enter_async_context(dispatcher.running())
             manager.on_status.append(dispatcher.notify)
+            services.sink = sink
             services.runs = await stack.enter_async_context(manager.running())
         yield services

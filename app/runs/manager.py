@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 from marshmallow import ValidationError
 
 from app.background import background
@@ -40,6 +41,16 @@ def _now() -> str:
 def _json(value: Any) -> Any:
     """State values may hold anything; what JSON cannot carry becomes its str()."""
     return orjson.loads(orjson.dumps(value, default=str))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a run looks like now; the REST side turns it into JSON."""
+
+    run: Run
+    state: StateSnapshot | None
+    decisions: list[Decision]
+    approvals: dict[str, Approval]  # by interrupt id: the queue rows (deadlines) of what it waits for
 
 
 class RunManager:
@@ -91,6 +102,25 @@ class RunManager:
         self._status_event(run.thread_id, workflow, "running", event="started")
         self.spawn(run.thread_id, workflow, input)
         return run
+
+    async def snapshot(self, thread_id: str) -> Snapshot:
+        """The run's record, its LangGraph state, decisions and the stored rows of its pending approvals."""
+        run = await self._get(thread_id)
+        graph = self._graphs.get(run.workflow)
+        state = await graph.aget_state(self._config(thread_id)) if graph else None
+        approvals: dict[str, Approval] = {}
+        if state is not None and run.status == "waiting_approval" and state.interrupts:
+            listed = await self.store.list_approvals(thread_id=thread_id)
+            approvals = {a.interrupt_id: a for a in listed.approvals}
+        return Snapshot(run, state, await self.store.decisions(thread_id), approvals)
+
+    async def checkpoints(self, thread_id: str, limit: int) -> list[StateSnapshot]:
+        """The thread's checkpoint history, newest first (empty for a workflow this node lacks)."""
+        run = await self._get(thread_id)
+        graph = self._graphs.get(run.workflow)
+        if graph is None:
+            return []
+        return [snap async for snap in graph.aget_state_history(self._config(thread_id), limit=limit)]
 
     async def status(self, thread_id: str) -> dict[str, Any]:
         run = await self._get(thread_id)
