@@ -25,3 +25,6 @@ def now_iso() -> str:
 def iso(timestamp: float) -> str:
     """A POSIX timestamp as ISO 8601 in UTC."""
     return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+# Sent with every HTTP response on both listeners (REST adds X-Frame-Options for its pages).
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
