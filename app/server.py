@@ -74,7 +74,7 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
                 services.node = f"{socket.gethostname()}:{running.realtime_port}"
             if with_rest:
                 runners.append(await _start(create_rest_app(services), cfg.rest.host, cfg.rest.port))
-                running.rest_port = _bound_port(runners[-1])
+                running.rest_port = services.rest_port = _bound_port(runners[-1])
                 assert services.runs is not None
                 services.node = services.runs.node = f"{socket.gethostname()}:{running.rest_port}"
                 resumed = await services.runs.cluster.resume_interrupted()

@@ -37,6 +37,7 @@ class Services:
     # This process among the nodes: host and the port of its first listener, stable across restarts
     # (leases, webhook deliveries and /stats all name it so). serve() sets it once the port is bound.
     node: str = ""
+    rest_port: int = 0  # the REST listener's bound port in this process (0: none, or not yet bound)
     sink: LogSink | None = None  # where the REST listener runs
     runs: RunManager | None = None  # only where the REST listener runs
     webhooks: Dispatcher | None = None  # there too
