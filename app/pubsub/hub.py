@@ -66,7 +66,7 @@ class Bus:
         self.published += 1
         try:
             await self.backend.publish(channel, data)
-        except BaseException:
+        except Exception:  # a cancellation is the caller leaving, not the bus failing
             self.publish_failures += 1
             raise
 
