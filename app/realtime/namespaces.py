@@ -33,7 +33,7 @@ class Counted(socketio.AsyncNamespace):
         # Every client event: rate limited, and answered even when unknown, so a call never hangs.
         if not self.guard.allow_event(args[0], self.namespace):
             return {"error": "rate limited: too many events"}
-        if not hasattr(self, f"on_{event}") or event in ("connect", "disconnect"):
+        if not hasattr(self, f"on_{event}"):
             return {"error": f"unknown event {event[:64]!r}"}
         return await super().trigger_event(event, *args)
 
