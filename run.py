@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import logging.config
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from app.config import MODES, Config, ConfigError, load_config, log_level
 
+if TYPE_CHECKING:
+    from app.runs.logsink import LogSink
+
 logger = logging.getLogger("beacon")
+FLUSH_SECONDS = 1.0  # how long a forced exit waits for the log sink to store the lines it holds
 
 FLAGS = {
     "rest_host": ("rest.host", "REST API bind address"),
@@ -90,6 +96,39 @@ def login_line(host: str, port: int, token: str | None, cfg: Config) -> str:
     return f"Admin UI          {url}?token={token}  (token in {token_path(cfg)})"
 
 
+class Shutdown:
+    """The first signal asks for a graceful stop; a second one, or the deadline, forces the exit."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.sink: LogSink | None = None  # once serve() runs, where the REST listener runs
+        self._exiting: asyncio.Task[None] | None = None
+
+    def on_signal(self, signame: str) -> None:
+        if not self.requested.is_set():
+            logger.info("%s received: shutting down (press Ctrl+C again to force)", signame)
+            self.requested.set()
+            return
+        logger.warning("second %s: exiting now", signame)
+        self.force()
+
+    def on_deadline(self) -> None:
+        logger.error("shutdown timeout reached")
+        self.force()
+
+    def force(self) -> None:
+        """Exit with status 1 once the log lines already logged are stored; another signal meanwhile exits at once."""
+        if self._exiting is not None:
+            os._exit(1)
+        self._exiting = asyncio.create_task(self._exit(), name="forced-exit")
+
+    async def _exit(self) -> None:
+        if self.sink is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.sink.wait_flushed(), FLUSH_SECONDS)
+        os._exit(1)
+
+
 async def main(args: argparse.Namespace) -> int:
     path = args.config or ("config.toml" if os.path.exists("config.toml") else None)
     overrides = {key: getattr(args, dest) for dest, (key, _) in FLAGS.items() if getattr(args, dest) is not None}
@@ -102,25 +141,13 @@ async def main(args: argparse.Namespace) -> int:
 
     from app.server import serve  # LangGraph and friends load only for server modes
 
-    stop = asyncio.Event()
-
-    def force_exit() -> None:
-        logger.error("shutdown timeout reached")
-        os._exit(1)
-
+    shutdown = Shutdown()
     loop = asyncio.get_running_loop()
-
-    def on_signal(signame: str) -> None:
-        if stop.is_set():
-            logger.warning("second %s: exiting now", signame)
-            os._exit(1)
-        logger.info("%s received: shutting down (press Ctrl+C again to force)", signame)
-        stop.set()
-
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig.name)
+        loop.add_signal_handler(sig, shutdown.on_signal, sig.name)
 
     async with serve(cfg, args.mode) as running:
+        shutdown.sink = running.services.sink
         if running.rest_port:
             print(
                 f"Beacon REST API   http://{cfg.rest.host}:{running.rest_port}  (OpenAPI at /openapi.json)", flush=True
@@ -133,9 +160,8 @@ async def main(args: argparse.Namespace) -> int:
                 flush=True,
             )
         print(f"Store {cfg.store.url} · bus {cfg.pubsub.url} · press Ctrl+C to stop", flush=True)
-        await stop.wait()
-        deadline = cfg.runs.grace_period + 15
-        loop.call_later(deadline, force_exit)
+        await shutdown.requested.wait()
+        loop.call_later(cfg.runs.grace_period + 15, shutdown.on_deadline)
     logger.info("stopped")
     return 0
 

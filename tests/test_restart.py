@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +57,14 @@ class BeaconProcess(RestClient):
     def rest(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
 
-    async def launch(self, *flags: str) -> None:
+    async def launch(self, *flags: str, env: Mapping[str, str] | None = None) -> None:
+        """Start `python run.py` with `flags`, and `env` besides the inherited variables."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         n = len(self.outputs) // 2 + 1
         out, err = self.tmp_path / f"beacon-{n}.out", self.tmp_path / f"beacon-{n}.err"
         self.outputs += [out, err]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_ENV)}
-        env["PYTHONUNBUFFERED"] = "1"
-        env["BEACON_AUTH_TOKENS"] = TOKEN_ENTRY
+        child = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_ENV)}
+        child |= {"PYTHONUNBUFFERED": "1", "BEACON_AUTH_TOKENS": TOKEN_ENTRY, **(env or {})}
         argv = [
             sys.executable,
             "run.py",
@@ -77,7 +77,7 @@ class BeaconProcess(RestClient):
             *flags,
         ]
         with out.open("wb") as stdout, err.open("wb") as stderr:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=stdout, stderr=stderr)
+            self.proc = subprocess.Popen(argv, cwd=ROOT, env=child, stdout=stdout, stderr=stderr)
 
         async def healthy() -> bool:
             assert self.proc is not None
