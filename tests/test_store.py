@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import sqlite3
 import time
 from dataclasses import replace
+from pathlib import Path
 
+import psycopg
 import pytest
 from conftest import eventually
 from servers import PostgresServer
@@ -195,6 +199,93 @@ async def test_approvals_queue_deadlines_and_cleanup(store: Store) -> None:
     assert [a.thread_id for a in await store.due_approvals(1.0)] == ["t4"]
     await store.put_approvals("t4", [])  # nothing pending any more
     assert await store.due_approvals(1e12) == [] and (await store.list_approvals()).total == 0
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of each backend, for tests that reach the database beside the store."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.sqlite"
+    return str(request.getfixturevalue("postgres_server").create_database())
+
+
+def refuse_approval(url: str, interrupt_id: str) -> None:
+    """Make the database itself reject inserting that approval (a constraint, as a real fault would)."""
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1])) as db:
+            db.execute(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON approvals WHEN NEW.interrupt_id = '{interrupt_id}'"
+                " BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    else:
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END $$"
+            )
+            db.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON approvals FOR EACH ROW"
+                f" WHEN (NEW.interrupt_id = '{interrupt_id}') EXECUTE FUNCTION refuse()"
+            )
+
+
+def committed(url: str, sql: str) -> list[str]:
+    """The first column of `sql` as another process reads it now: only what was committed."""
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1])) as db:
+            return [row[0] for row in db.execute(sql)]
+    with psycopg.connect(url) as conn:
+        return [row[0] for row in conn.execute(sql)]
+
+
+def committed_approvals(url: str) -> list[str]:
+    return committed(url, "SELECT interrupt_id FROM approvals ORDER BY interrupt_id")
+
+
+def pending(thread_id: str, interrupt_id: str) -> Approval:
+    return Approval(thread_id, interrupt_id, "review", {"ask": interrupt_id}, "2026-01-01T00:00:00+00:00")
+
+
+async def test_put_approvals_that_fails_keeps_the_queue(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await store.create_run("t1", "review", {})
+        await store.set_status("t1", "waiting_approval")
+        await store.put_approvals("t1", [pending("t1", "i1")])
+        refuse_approval(store_url, "i2")
+
+        # i1 gives way to i2, whose insert the database refuses: nothing of the put may stay,
+        # and a write another caller makes meanwhile is not rolled back with it.
+        put = asyncio.create_task(store.put_approvals("t1", [pending("t1", "i2")]))
+        await asyncio.sleep(0)  # the put is under way
+        await store.create_run("t2", "review", {})
+        with pytest.raises((sqlite3.IntegrityError, psycopg.IntegrityError)):
+            await put
+        assert (await store.list_approvals()).approvals == [pending("t1", "i1")]
+        assert committed_approvals(store_url) == ["i1"]
+        assert committed(store_url, "SELECT thread_id FROM runs ORDER BY thread_id") == ["t1", "t2"]
+
+        # The store is not left inside a transaction: the next writes commit.
+        await store.put_approvals("t1", [pending("t1", "i1"), pending("t1", "i3")])
+        await store.create_run("t3", "review", {})
+        assert committed_approvals(store_url) == ["i1", "i3"]
+        assert committed(store_url, "SELECT thread_id FROM runs ORDER BY thread_id") == ["t1", "t2", "t3"]
+
+
+async def test_put_approvals_cancelled_keeps_the_queue(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        await store.create_run("t1", "review", {})
+        await store.set_status("t1", "waiting_approval")
+        await store.put_approvals("t1", [pending("t1", "i1")])
+
+        # Cancelled at its first await (a request or run cancelled at shutdown): all or nothing.
+        put = asyncio.create_task(store.put_approvals("t1", [pending("t1", "i2")]))
+        await asyncio.sleep(0)
+        put.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await put
+        await store.ping()  # whatever the cancelled call had queued has run by now
+        assert committed_approvals(store_url) in (["i1"], ["i2"])
+        assert [a.interrupt_id for a in (await store.list_approvals()).approvals] == committed_approvals(store_url)
 
 
 async def test_ping(store: Store) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
@@ -129,8 +130,12 @@ def _guard() -> Iterator[None]:
 
 
 class SqliteStore:
+    """Every coroutine shares one connection: a write waits while a transaction is open on it,
+    so no other statement can slip into the transaction and be rolled back with it."""
+
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        self._writing = asyncio.Lock()
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -145,17 +150,36 @@ class SqliteStore:
             await db.executescript(SCHEMA)
             yield cls(db)
 
+    async def _write(self, sql: str, args: Sequence[Any] = ()) -> aiosqlite.Cursor:
+        """One statement, its own implicit transaction."""
+        async with self._writing:
+            with _guard():
+                return await self._db.execute(sql, args)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any error or cancellation."""
+        async with self._writing:
+            with _guard():
+                try:
+                    await self._db.execute("BEGIN IMMEDIATE")
+                    yield self._db
+                except BaseException:
+                    # Queued behind BEGIN even when cancelled before it ran; a no-op if it never did.
+                    await self._db.rollback()
+                    raise
+                await self._db.commit()
+
     async def create_run(self, thread_id: str, workflow: str, input: dict[str, Any]) -> Run:
         ts = now()
         run = Run(thread_id, workflow, "running", input, ts, ts)
-        with _guard():
-            try:
-                await self._db.execute(
-                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                    (thread_id, workflow, run.status, json.dumps(input), ts, ts),
-                )
-            except sqlite3.IntegrityError:
-                raise ThreadExists(f"thread {thread_id!r} already exists") from None
+        try:
+            await self._write(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (thread_id, workflow, run.status, json.dumps(input), ts, ts),
+            )
+        except sqlite3.IntegrityError:
+            raise ThreadExists(f"thread {thread_id!r} already exists") from None
         return run
 
     async def get_run(self, thread_id: str) -> Run | None:
@@ -177,9 +201,7 @@ class SqliteStore:
         if expect is not None:
             sql += f" AND status IN ({','.join('?' * len(expect))})"
             args += list(expect)
-        with _guard():
-            cur = await self._db.execute(sql, args)
-        return cur.rowcount == 1
+        return (await self._write(sql, args)).rowcount == 1
 
     async def list_runs(
         self,
@@ -216,11 +238,10 @@ class SqliteStore:
                 return {row[0]: row[1] for row in await cur.fetchall()}
 
     async def record_decision(self, d: Decision) -> None:
-        with _guard():
-            await self._db.execute(
-                "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (d.thread_id, d.interrupt_id, d.decision, d.comment, d.decided_at, d.decided_by, json.dumps(d.data)),
-            )
+        await self._write(
+            "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (d.thread_id, d.interrupt_id, d.decision, d.comment, d.decided_at, d.decided_by, json.dumps(d.data)),
+        )
 
     async def decisions(self, thread_id: str) -> list[Decision]:
         with _guard():
@@ -232,15 +253,13 @@ class SqliteStore:
                 ]
 
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
-        # One multi-row statement per chunk is one implicit transaction, and needs no
-        # BEGIN/COMMIT pair that other coroutines' statements could slip into.
-        with _guard():
-            for i in range(0, len(lines), 1000):
-                chunk = lines[i : i + 1000]
-                await self._db.execute(
-                    "INSERT OR IGNORE INTO logs VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
-                    [v for ln in chunk for v in (ln["thread_id"], ln["seq"], ln["level"], ln["text"], ln["timestamp"])],
-                )
+        # One multi-row statement per chunk is one implicit transaction: no BEGIN/COMMIT needed.
+        for i in range(0, len(lines), 1000):
+            chunk = lines[i : i + 1000]
+            await self._write(
+                "INSERT OR IGNORE INTO logs VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                [v for ln in chunk for v in (ln["thread_id"], ln["seq"], ln["level"], ln["text"], ln["timestamp"])],
+            )
 
     async def get_logs(self, thread_id: str, after: int = 0, limit: int = 1000) -> list[LogLine]:
         with _guard():
@@ -259,46 +278,41 @@ class SqliteStore:
 
     async def claim(self, thread_id: str, owner: str, ttl: float) -> bool:
         ts = time.time()
-        with _guard():
-            cur = await self._db.execute(
-                "INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT (thread_id) DO UPDATE"
-                " SET owner = excluded.owner, expires = excluded.expires"
-                " WHERE leases.owner = excluded.owner OR leases.expires < ?",
-                (thread_id, owner, ts + ttl, ts),
-            )
+        cur = await self._write(
+            "INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT (thread_id) DO UPDATE"
+            " SET owner = excluded.owner, expires = excluded.expires"
+            " WHERE leases.owner = excluded.owner OR leases.expires < ?",
+            (thread_id, owner, ts + ttl, ts),
+        )
         return cur.rowcount == 1
 
     async def renew(self, owner: str, thread_ids: Sequence[str], ttl: float) -> None:
         if thread_ids:
             marks = ",".join("?" * len(thread_ids))
-            with _guard():
-                await self._db.execute(
-                    f"UPDATE leases SET expires = ? WHERE owner = ? AND thread_id IN ({marks})",
-                    (time.time() + ttl, owner, *thread_ids),
-                )
+            await self._write(
+                f"UPDATE leases SET expires = ? WHERE owner = ? AND thread_id IN ({marks})",
+                (time.time() + ttl, owner, *thread_ids),
+            )
 
     async def release(self, thread_id: str, owner: str) -> None:
-        with _guard():
-            await self._db.execute("DELETE FROM leases WHERE thread_id = ? AND owner = ?", (thread_id, owner))
+        await self._write("DELETE FROM leases WHERE thread_id = ? AND owner = ?", (thread_id, owner))
 
     async def add_token(self, r: TokenRecord) -> None:
-        with _guard():
-            try:
-                await self._db.execute(
-                    "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
-                    (r.digest, r.name, r.role, r.source, r.created_at, r.created_by),
-                )
-            except sqlite3.IntegrityError:
-                raise TokenExists(f"a token named {r.name!r} exists") from None
+        try:
+            await self._write(
+                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)",
+                (r.digest, r.name, r.role, r.source, r.created_at, r.created_by),
+            )
+        except sqlite3.IntegrityError:
+            raise TokenExists(f"a token named {r.name!r} exists") from None
 
     async def revoke_token(self, r: TokenRecord) -> bool:
-        with _guard():
-            cur = await self._db.execute(
-                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE"
-                " SET revoked_at = excluded.revoked_at, revoked_by = excluded.revoked_by"
-                " WHERE tokens.revoked_at IS NULL",
-                (r.digest, r.name, r.role, r.source, r.created_at, r.created_by, r.revoked_at, r.revoked_by),
-            )
+        cur = await self._write(
+            "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE"
+            " SET revoked_at = excluded.revoked_at, revoked_by = excluded.revoked_by"
+            " WHERE tokens.revoked_at IS NULL",
+            (r.digest, r.name, r.role, r.source, r.created_at, r.created_by, r.revoked_at, r.revoked_by),
+        )
         return cur.rowcount == 1
 
     async def token_records(self) -> list[TokenRecord]:
@@ -308,22 +322,20 @@ class SqliteStore:
 
     async def add_delivery(self, d: Delivery) -> None:
         ts = now()
-        with _guard():
-            await self._db.execute(
-                "INSERT INTO webhook_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (d.id, d.hook, d.event, d.thread_id, d.body, d.node, d.state, d.attempts, d.status_code, d.error,
-                 d.created_at or ts, ts),
-            )
+        await self._write(
+            "INSERT INTO webhook_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (d.id, d.hook, d.event, d.thread_id, d.body, d.node, d.state, d.attempts, d.status_code, d.error,
+             d.created_at or ts, ts),
+        )
 
     async def update_delivery(
         self, id: str, *, state: str, attempts: int, status_code: int | None, error: str | None
     ) -> None:
-        with _guard():
-            await self._db.execute(
-                "UPDATE webhook_deliveries SET state = ?, attempts = ?, status_code = ?, error = ?, updated_at = ?"
-                " WHERE id = ?",
-                (state, attempts, status_code, error, now(), id),
-            )
+        await self._write(
+            "UPDATE webhook_deliveries SET state = ?, attempts = ?, status_code = ?, error = ?, updated_at = ?"
+            " WHERE id = ?",
+            (state, attempts, status_code, error, now(), id),
+        )
 
     async def list_deliveries(self, *, limit: int = 50, cursor: str | None = None) -> tuple[list[Delivery], str | None]:
         after = decode_key(cursor, 2) if cursor else None  # ValueError for a foreign cursor
@@ -346,12 +358,12 @@ class SqliteStore:
 
     async def put_approvals(self, thread_id: str, approvals: Sequence[Approval]) -> None:
         keep = [a.interrupt_id for a in approvals]
-        with _guard():
-            await self._db.execute(
+        async with self._transaction() as db:
+            await db.execute(
                 f"DELETE FROM approvals WHERE thread_id = ? AND interrupt_id NOT IN ({','.join('?' * len(keep))})",
                 (thread_id, *keep),
             )
-            await self._db.executemany(
+            await db.executemany(
                 "INSERT INTO approvals VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [approval_row(a, json.dumps(a.value, default=str)) for a in approvals],
             )
@@ -361,8 +373,7 @@ class SqliteStore:
         if interrupt_ids is not None:
             sql += f" AND interrupt_id IN ({','.join('?' * len(interrupt_ids))})"
             args += list(interrupt_ids)
-        with _guard():
-            await self._db.execute(sql, args)
+        await self._write(sql, args)
 
     async def list_approvals(
         self,
