@@ -45,3 +45,7 @@ class Invalid(BeaconError):
 
 class StoreUnavailable(BeaconError):
     status, code = 503, "store_unavailable"
+
+
+class ShuttingDown(BeaconError):
+    status, code = 503, "shutting_down"

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import orjson
 from aiohttp.http_exceptions import HttpProcessingError
 
-from app.runs.context import current_thread
+from app.runs.context import current_thread_id
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,7 +22,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         # Handlers format in the logging call's own context, so this is the run that logged.
-        thread_id = current_thread.get()
+        thread_id = current_thread_id()
         if thread_id is not None:
             entry["thread_id"] = thread_id
         if record.exc_info:

@@ -13,7 +13,6 @@ import socketio
 from conftest import TOKEN, Beacon, ClientFactory, eventually, make_config, running_beacon
 from faultproxy import FaultProxy
 
-from app.runs.context import current_thread
 from app.runs.logsink import MARKER
 
 
@@ -211,11 +210,9 @@ async def test_log_text_is_data(beacon: Beacon, connect: ClientFactory) -> None:
     client = await connect(beacon.realtime, ("/logs",))
     text = "two\nlines \x1b[31mred\x1b[0m <script>alert(1)</script> & ünïcode"
     logger = logging.getLogger("app.workflows.test")
-    token = current_thread.set("data-thread")
-    try:
+    assert beacon.running.services.sink is not None
+    with beacon.running.services.sink.scope("data-thread"):
         logger.warning(text)
-    finally:
-        current_thread.reset(token)
     await eventually(lambda: client.seqs("data-thread"))
     assert client.logs[-1]["text"] == text and client.logs[-1]["level"] == "WARNING"
 

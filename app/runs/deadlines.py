@@ -3,7 +3,7 @@
 A deadline comes from the approval request itself (the interrupt value's `deadline_seconds` and
 `default_action`) or else from the workflow's definition (`Workflow.deadline_seconds`,
 `Workflow.default_action`). It is stored with the approval, so it survives restarts; every REST
-node polls the store and applies due defaults through `RunManager.decide`, whose compare-and-set
+node polls the store and applies due defaults through the run manager's `decide`, whose compare-and-set
 on the run's status lets exactly one decision win — a human's or the deadline's — in a cluster.
 """
 
@@ -13,17 +13,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from app.errors import Conflict, NotFound, StaleInterrupt, StoreUnavailable
-from app.runs.context import current_thread
-from app.store import Approval, Store
+from app.runs.logsink import LogSink
+from app.store import Approval, Run, Store
 from app.workflows import DEFAULT_ACTIONS, Workflow
-
-if TYPE_CHECKING:
-    from app.runs.manager import RunManager
 
 logger = logging.getLogger(__name__)
 run_log = logging.getLogger("beacon.run")
@@ -75,11 +72,29 @@ async def forget(store: Store, thread_id: str, interrupt_ids: Sequence[str] | No
         await store.clear_approvals(thread_id, interrupt_ids)
 
 
+class Decider(Protocol):
+    """What deadlines need of the run manager."""
+
+    @property
+    def draining(self) -> bool: ...
+
+    @property
+    def workflows(self) -> Mapping[str, Workflow]: ...
+
+    async def pending(self, run: Run) -> list[dict[str, Any]]: ...
+
+    async def decide(
+        self, thread_id: str, decision: str, *, comment: str | None, interrupt_id: str | None, decided_by: str | None
+    ) -> object: ...
+
+
 class Deadlines:
     """Sleeps until the next stored deadline (at most POLL s), then applies its default action."""
 
-    def __init__(self, manager: RunManager, poll: float = POLL) -> None:
-        self.manager = manager
+    def __init__(self, store: Store, sink: LogSink, runs: Decider, poll: float = POLL) -> None:
+        self.store = store
+        self.sink = sink
+        self.runs = runs
         self.poll = poll
         self.applied = 0
 
@@ -107,27 +122,25 @@ class Deadlines:
 
         Runs every start on every node, so it reads a run's checkpoint only when the run has no row.
         """
-        store = self.manager.store
         queued: set[str] = set()
         cursor: str | None = None
         while True:
-            listed = await store.list_approvals(limit=500, cursor=cursor)
+            listed = await self.store.list_approvals(limit=500, cursor=cursor)
             queued.update(a.thread_id for a in listed.approvals)
             if not (cursor := listed.next_cursor):
                 break
         adopted = 0
         while True:
-            page = await store.list_runs(status="waiting_approval", limit=200, cursor=cursor)
+            page = await self.store.list_runs(status="waiting_approval", limit=200, cursor=cursor)
             for run in page.runs:
-                wf = self.manager.workflows.get(run.workflow)
+                wf = self.runs.workflows.get(run.workflow)
                 if wf is None or run.thread_id in queued:
                     continue
-                pending = (await self.manager.status(run.thread_id))["pending"]
+                pending = await self.runs.pending(run)
                 since = datetime.fromisoformat(run.updated_at)  # when it began to wait
                 # Rows already stored keep their times: only missing ones are added.
-                await self.manager.store.put_approvals(
-                    run.thread_id, approvals_for(run.thread_id, run.workflow, wf, pending, since)
-                )
+                approvals = approvals_for(run.thread_id, run.workflow, wf, pending, since)
+                await self.store.put_approvals(run.thread_id, approvals)
                 adopted += 1
             if not page.next_cursor:
                 return adopted
@@ -135,9 +148,9 @@ class Deadlines:
 
     async def tick(self) -> float:
         """Apply what is due; the seconds until the next deadline this node knows of (at most POLL)."""
-        if self.manager.draining:
+        if self.runs.draining:
             return self.poll
-        upcoming = await self.manager.store.due_approvals(time.time() + self.poll, BATCH)
+        upcoming = await self.store.due_approvals(time.time() + self.poll, BATCH)
         for approval in upcoming:
             if approval.deadline is not None and approval.deadline <= time.time():
                 await self.fire(approval)
@@ -150,10 +163,10 @@ class Deadlines:
     async def fire(self, approval: Approval) -> bool:
         """Decide `approval` by its default action; False when a human (or another node) came first."""
         action = approval.default_action or "reject"
-        if approval.workflow not in self.manager.workflows:
+        if approval.workflow not in self.runs.workflows:
             return False  # a node configured without this workflow leaves it to the others
         try:
-            await self.manager.decide(
+            await self.runs.decide(
                 approval.thread_id,
                 action,
                 interrupt_id=approval.interrupt_id,
@@ -161,17 +174,11 @@ class Deadlines:
                 decided_by=DECIDED_BY,
             )
         except StaleInterrupt:
-            await forget(self.manager.store, approval.thread_id, [approval.interrupt_id])
+            await forget(self.store, approval.thread_id, [approval.interrupt_id])
             return False
         except (Conflict, NotFound):
             return False  # decided or cancelled meanwhile: the row goes when the run moves on
         self.applied += 1
-        # The run's numbering may live on another node or in the store only: continue it, not restart it.
-        with contextlib.suppress(StoreUnavailable):
-            await self.manager.sink.prime(approval.thread_id)
-        token = current_thread.set(approval.thread_id)
-        try:
+        with self.sink.scope(approval.thread_id):
             run_log.warning("approval deadline passed: %s applied by default", action)
-        finally:
-            current_thread.reset(token)
         return True

@@ -1,4 +1,4 @@
-"""Capture log records of running workflows: assign `seq`, store in batches, publish."""
+"""Capture log records of running workflows: number them, store them in batches, publish."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
 
 import orjson
 
-from app.names import LOGS_CHANNEL
+from app.names import LOGS_CHANNEL, iso
 from app.pubsub.outbox import Outbox
-from app.runs.context import current_thread
+from app.runs.context import RunScope, current_run
 from app.store import LogLine, Store
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,14 @@ def truncate(text: str, limit: int) -> str:
 
 
 class LogSink(logging.Handler):
-    """A root-logger handler: records made inside a run go to that run's log.
+    """A root-logger handler: records made inside one of this sink's run scopes go to that run's log.
 
-    `emit` only appends to a buffer (it may run in LangGraph's worker threads); one flusher
-    task writes whatever accumulated in a single store statement, then hands the batch to the
-    outbox, so the store holds every line before any client sees it live.
+    `emit` only appends to a buffer (it may run in LangGraph's worker threads). One flusher task
+    numbers what accumulated, writes it in a single store statement, then hands the batch to the
+    outbox, so the store holds every line before any client sees it live. Numbering there, in one
+    task, is what keeps `seq` unique: a thread's position is read from the store (where another
+    node may have continued it) before its first line is numbered, and forgotten once no scope of
+    this sink is open on it and its lines are stored.
     """
 
     def __init__(self, store: Store, outbox: Outbox, max_line_bytes: int) -> None:
@@ -45,8 +48,9 @@ class LogSink(logging.Handler):
         self._store = store
         self._outbox = outbox
         self._max = max_line_bytes
-        self._seq: dict[str, int] = {}
-        self._buffer: list[LogLine] = []
+        self._seq: dict[str, int] = {}  # last number given, for threads with an open scope or unstored lines
+        self._open: Counter[str] = Counter()  # open scopes per thread
+        self._buffer: list[LogLine] = []  # seq 0: not numbered yet
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -57,9 +61,33 @@ class LogSink(logging.Handler):
         self.dropped = 0
         self._failing = False
 
+    @contextlib.contextmanager
+    def scope(self, thread_id: str) -> Iterator[None]:
+        """Log lines made in this block (and in tasks and threads started from it) belong to the run."""
+        if not self._open[thread_id]:
+            # (Re)entering a thread: continue from the store, where another node may have logged meanwhile.
+            self._seq.pop(thread_id, None)
+        self._open[thread_id] += 1
+        token = current_run.set(RunScope(thread_id, self))
+        try:
+            yield
+        finally:
+            current_run.reset(token)
+            self._open[thread_id] -= 1
+            if not self._open[thread_id]:
+                del self._open[thread_id]
+                self._wake.set()  # the flusher prunes the thread's counter once its lines are stored
+
+    @property
+    def tracked(self) -> int:
+        """Threads this sink holds state for (open scopes or numbering); 0 when idle."""
+        return len(self._seq.keys() | self._open.keys())
+
     def emit(self, record: logging.LogRecord) -> None:
-        thread_id = current_thread.get()
-        if thread_id is None or (record.name.startswith("app.") and not record.name.startswith("app.workflows")):
+        scope = current_run.get()
+        if scope is None or scope.owner is not self:
+            return
+        if record.name.startswith("app.") and not record.name.startswith("app.workflows"):
             return
         try:
             text = record.getMessage()
@@ -68,30 +96,45 @@ class LogSink(logging.Handler):
         except Exception:
             self.handleError(record)
             return
-        ts = datetime.fromtimestamp(record.created, UTC).isoformat()
-        args = (thread_id, record.levelname, truncate(text, self._max), ts)
+        line = LogLine(
+            text=truncate(text, self._max),
+            thread_id=scope.thread_id,
+            level=record.levelname,
+            timestamp=iso(record.created),
+            seq=0,
+        )
         if threading.get_ident() == self._loop_thread:
-            self._add(*args)
+            self._add(line)
         else:
-            self._loop.call_soon_threadsafe(self._add, *args)
+            self._loop.call_soon_threadsafe(self._add, line)
 
-    def _add(self, thread_id: str, level: str, text: str, ts: str) -> None:
-        seq = self._seq.get(thread_id, 0) + 1
-        self._seq[thread_id] = seq
-        self._buffer.append(LogLine(text=text, thread_id=thread_id, level=level, timestamp=ts, seq=seq))
+    def _add(self, line: LogLine) -> None:
+        self._buffer.append(line)
         self._idle.clear()
         self._wake.set()
 
-    async def prime(self, thread_id: str) -> None:
-        """Continue a thread's numbering from the store (after a restart or on another node)."""
-        self._seq[thread_id] = max(self._seq.get(thread_id, 0), await self._store.last_seq(thread_id))
-
-    def forget(self, thread_id: str) -> None:
-        self._seq.pop(thread_id, None)
+    async def _number(self, batch: list[LogLine]) -> None:
+        """Give each unnumbered line the next `seq` of its thread."""
+        base: dict[str, int] = {}
+        # Loop until no thread lacks a position: a scope may open (and reset one) while this awaits.
+        while missing := {ln["thread_id"] for ln in batch if not ln["seq"]} - self._seq.keys() - base.keys():
+            for thread_id in missing:
+                base[thread_id] = await self._store.last_seq(thread_id)
+        # From here to the end no await: the numbering is one step for every other task.
+        for line in batch:
+            if line["seq"]:  # numbered before a failed write: keeps its number
+                thread_id = line["thread_id"]
+                base[thread_id] = max(base.get(thread_id, 0), line["seq"])
+        for line in batch:
+            if not line["seq"]:
+                thread_id = line["thread_id"]
+                seq = max(self._seq.get(thread_id, 0), base.get(thread_id, 0)) + 1
+                line["seq"] = self._seq[thread_id] = seq
 
     async def _flush_once(self) -> None:
         batch, self._buffer = self._buffer, []
         try:
+            await self._number(batch)
             await self._store.append_logs(batch)
         except Exception as exc:
             # Keep the lines (in order, ahead of newer ones) and try again: the store is the
@@ -112,16 +155,31 @@ class LogSink(logging.Handler):
         self._outbox.put(LOGS_CHANNEL, orjson.dumps(batch).decode())
         self.written += len(batch)
 
+    def _prune(self) -> None:
+        """Forget the numbering of threads no scope holds and no buffered line needs."""
+        waiting = {ln["thread_id"] for ln in self._buffer}
+        for thread_id in [t for t in self._seq if t not in self._open and t not in waiting]:
+            del self._seq[thread_id]
+
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._buffer:
                 await self._flush_once()
+            self._prune()
             self._idle.set()
 
     async def wait_flushed(self) -> None:
         await self._idle.wait()
+
+    async def flushed(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for what is buffered to be stored; False if it was not."""
+        try:
+            await asyncio.wait_for(self.wait_flushed(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     @contextlib.asynccontextmanager
     async def installed(self) -> AsyncIterator[LogSink]:
@@ -138,8 +196,7 @@ class LogSink(logging.Handler):
         finally:
             root.removeHandler(self)
             root.setLevel(previous)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wait_flushed(), timeout=5)
+            await self.flushed(timeout=5)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

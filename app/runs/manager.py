@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,12 +18,20 @@ from langgraph.types import Command, StateSnapshot
 from marshmallow import ValidationError
 
 from app.background import background
-from app.errors import Conflict, Invalid, NotFound, NotWaiting, StaleInterrupt, StoreUnavailable
-from app.names import ADMIN_CHANNEL, CONTROL_CHANNEL
+from app.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    NotWaiting,
+    ShuttingDown,
+    StaleInterrupt,
+    StoreUnavailable,
+    ThreadExists,
+)
+from app.names import ADMIN_CHANNEL, CONTROL_CHANNEL, now_iso
 from app.pubsub import Bus
 from app.pubsub.outbox import Outbox
 from app.runs.cluster import LEASE_TTL, Cluster
-from app.runs.context import current_thread
 from app.runs.deadlines import Deadlines, approvals_for, forget
 from app.runs.logsink import LogSink
 from app.store import ACTIVE, Approval, Decision, Run, Store
@@ -32,10 +40,6 @@ from app.workflows import Workflow
 logger = logging.getLogger(__name__)
 # Lines a run's own log shows about the run itself (captured by the sink, unlike app.*).
 run_log = logging.getLogger("beacon.run")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def _json(value: Any) -> Any:
@@ -75,19 +79,22 @@ class RunManager:
         self.workflows = workflows
         self._graphs = {name: wf.graph.compile(checkpointer=checkpointer) for name, wf in workflows.items()}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # Threads this node is about to execute (claiming the lease, flipping the status): no other
+        # path of this node may start them meanwhile, and their leases are renewed like running ones.
+        self._reserved: set[str] = set()
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # with the number of holders and waiters
         self._cancelling: set[str] = set()
         self._leased: set[str] = set()  # stopped by shutdown: leases to hand back
         self._draining = False
         # Called with every status event on the node that caused it (webhooks); they must only enqueue.
         self.on_status: list[Callable[[dict[str, Any]], None]] = []
-        self.cluster = Cluster(self)
+        self.cluster = Cluster(store, bus, self)
 
     # -- public API -------------------------------------------------------------------
 
     async def start(self, workflow: str, input: dict[str, Any], thread_id: str | None = None) -> Run:
         if self._draining:
-            raise StoreUnavailable("Beacon is shutting down; start the run again shortly")
+            raise ShuttingDown("Beacon is shutting down; start the run again shortly")
         wf = self.workflows.get(workflow)
         if wf is None:
             raise NotFound(f"unknown workflow {workflow!r}", {"workflows": sorted(self.workflows)})
@@ -97,10 +104,19 @@ class RunManager:
             except ValidationError as exc:
                 raise Invalid("invalid input", {"input": exc.messages}) from None
         thread_id = thread_id or uuid.uuid4().hex
-        run = await self.store.create_run(thread_id, workflow, input)
-        await self.store.claim(thread_id, self.node, LEASE_TTL)
-        self._status_event(run.thread_id, workflow, "running", event="started")
-        self.spawn(run.thread_id, workflow, input)
+        exists = ThreadExists(f"thread {thread_id!r} already exists")
+        with self._reserve(thread_id, exists):
+            # The lease first: from the moment the run is `running`, no other node may take it over.
+            if not await self.store.claim(thread_id, self.node, LEASE_TTL):
+                raise exists
+            try:
+                run = await self.store.create_run(thread_id, workflow, input)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.store.release(thread_id, self.node)
+                raise
+            self._status_event(run.thread_id, workflow, "running", event="started")
+            self.spawn(run.thread_id, workflow, input)
         return run
 
     async def snapshot(self, thread_id: str) -> Snapshot:
@@ -171,7 +187,7 @@ class RunManager:
         data: Any = None,
         decided_by: str | None = None,
     ) -> Decision:
-        async with self._lock(thread_id):
+        async with self._locked(thread_id):
             run = await self._get(thread_id)
             if run.status != "waiting_approval":
                 raise NotWaiting(f"run is {run.status}, not waiting for approval", {"status": run.status})
@@ -191,26 +207,36 @@ class RunManager:
                 interrupt_id = next(iter(pending))
             else:
                 raise NotWaiting("run has no pending approval", {"status": run.status})
-            # The compare-and-set makes exactly one decision win, across processes too.
-            if not await self.store.set_status(thread_id, "running", expect=["waiting_approval"]):
-                raise NotWaiting("someone else already decided", {"interrupt_id": interrupt_id})
-            record = Decision(thread_id, interrupt_id, decision, comment, _now(), decided_by, data)
-            await self.store.record_decision(record)
-            await self.store.claim(thread_id, self.node, LEASE_TTL)
-            await forget(self.store, thread_id, [interrupt_id])
-        self._publish({"type": "approval", "data": {"thread_id": thread_id, **_decision(record)}})
-        self._status_event(thread_id, run.workflow, "running", event="resumed")
-        resume = {"decision": decision, "comment": comment, "data": data}
-        self.spawn(thread_id, run.workflow, Command(resume={interrupt_id: resume}))
+            decided = NotWaiting("someone else already decided", {"interrupt_id": interrupt_id})
+            if (finishing := self._tasks.get(thread_id)) is not None:
+                # The step that began the wait is still handing its lease back: let it, or it
+                # would hand back the lease this decision takes.
+                await asyncio.wait([finishing])
+            with self._reserve(thread_id, decided):
+                # The lease before the status: a waiting run holds none, and once it is `running`
+                # every node's resume scan would take a run whose lease is free.
+                if not await self.store.claim(thread_id, self.node, LEASE_TTL):
+                    raise decided
+                # The compare-and-set makes exactly one decision win, across processes too.
+                if not await self.store.set_status(thread_id, "running", expect=["waiting_approval"]):
+                    with contextlib.suppress(Exception):
+                        await self.store.release(thread_id, self.node)
+                    raise decided
+                record = Decision(thread_id, interrupt_id, decision, comment, now_iso(), decided_by, data)
+                await self.store.record_decision(record)
+                await forget(self.store, thread_id, [interrupt_id])
+                self._publish({"type": "approval", "data": {"thread_id": thread_id, **_decision(record)}})
+                self._status_event(thread_id, run.workflow, "running", event="resumed")
+                self.spawn(thread_id, run.workflow, Command(resume={interrupt_id: _resume_value(record)}))
         return record
 
     async def cancel(self, thread_id: str, by: str | None = None, comment: str | None = None) -> Run:
-        async with self._lock(thread_id):
+        async with self._locked(thread_id):
             run = await self._get(thread_id)
             if not await self.store.set_status(thread_id, "cancelled", expect=ACTIVE):
                 raise Conflict(f"run is {run.status}; only running or waiting runs can be cancelled")
             # Recorded like a decision (no interrupt), so /status shows who cancelled and when.
-            record = Decision(thread_id, "", "cancel", comment, _now(), by)
+            record = Decision(thread_id, "", "cancel", comment, now_iso(), by)
             await self.store.record_decision(record)
             await forget(self.store, thread_id)
             task = self.stop_local(thread_id)
@@ -253,7 +279,7 @@ class RunManager:
         async with background(
             runs_control=self.cluster.listen_control(),
             runs_supervisor=self.cluster.supervise(),
-            runs_deadlines=Deadlines(self).run(),
+            runs_deadlines=Deadlines(self.store, self.sink, self).run(),
         ):
             yield self
 
@@ -266,21 +292,70 @@ class RunManager:
         return len(self._tasks)
 
     @property
-    def executing(self) -> list[str]:
-        """The threads this node runs right now."""
-        return list(self._tasks)
+    def executing(self) -> set[str]:
+        """The threads this node runs right now, or is about to."""
+        return self._tasks.keys() | self._reserved
 
-    async def interrupt_ids(self, run: Run) -> set[str]:
+    async def pending(self, run: Run) -> list[dict[str, Any]]:
+        """The interrupts a waiting run waits on: their ids and (JSON-safe) values."""
         state = await self._graphs[run.workflow].aget_state(self._config(run.thread_id))
-        return {i.id for i in state.interrupts}
+        return [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
+
+    async def take_over(self, run: Run) -> bool:
+        """Execute a `running` run that no live node holds (its node died, or this process restarted)."""
+        with self._reserve(run.thread_id, None) as free:
+            if not free or not await self.store.claim(run.thread_id, self.node, LEASE_TTL):
+                return False  # this node already has it, or another live node executes it
+            if run.workflow not in self.workflows:
+                await self.store.set_status(
+                    run.thread_id, "failed", expect=["running"], error=f"workflow {run.workflow!r} is not registered"
+                )
+                await self.store.release(run.thread_id, self.node)
+                return False
+            logger.info("resuming run %s (%s) from its last checkpoint", run.thread_id, run.workflow)
+            self.spawn(run.thread_id, run.workflow, await self._unapplied_decisions(run))
+        return True
+
+    async def _unapplied_decisions(self, run: Run) -> Command[Any] | None:
+        """Decisions acknowledged with 200 whose resume never reached a checkpoint (the process died)."""
+        pending = {p["interrupt_id"] for p in await self.pending(run)}
+        decided = [d for d in await self.store.decisions(run.thread_id) if d.interrupt_id in pending]
+        if not decided:
+            return None
+        return Command(resume={d.interrupt_id: _resume_value(d) for d in decided})
 
     # -- internals --------------------------------------------------------------------
 
     def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}}
 
-    def _lock(self, thread_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(thread_id, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def _locked(self, thread_id: str) -> AsyncIterator[None]:
+        """One decision or cancel of a thread at a time on this node; the entry goes with its last user."""
+        lock, users = self._locks.setdefault(thread_id, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[thread_id]
+
+    @contextlib.contextmanager
+    def _reserve(self, thread_id: str, busy: Exception | None) -> Iterator[bool]:
+        """Hold `thread_id` for this block unless this node executes it already (then raise `busy`,
+        or yield False when it is None). A `spawn` inside the block keeps the thread."""
+        if thread_id in self._tasks or thread_id in self._reserved:
+            if busy is not None:
+                raise busy
+            yield False
+            return
+        self._reserved.add(thread_id)
+        try:
+            yield True
+        finally:
+            self._reserved.discard(thread_id)
 
     async def _still_running(self, thread_id: str) -> bool:
         """Cancelled elsewhere? A store that cannot answer right now does not stop the run."""
@@ -306,22 +381,27 @@ class RunManager:
 
     def spawn(self, thread_id: str, workflow: str, payload: Any) -> None:
         """Run or resume a thread in a task this node tracks (its lease is the caller's business)."""
+        if thread_id in self._tasks:
+            raise RuntimeError(f"thread {thread_id} already executes on this node")
         task = asyncio.create_task(self._drive(thread_id, workflow, payload), name=f"run:{thread_id}")
         self._tasks[thread_id] = task
 
         def done(t: asyncio.Task[None]) -> None:
-            if self._tasks.get(thread_id) is t:
-                del self._tasks[thread_id]
-                self._locks.pop(thread_id, None)
+            del self._tasks[thread_id]
             self._cancelling.discard(thread_id)
 
         task.add_done_callback(done)
 
     async def _drive(self, thread_id: str, workflow: str, payload: Any) -> None:
-        current_thread.set(thread_id)  # this task's own context: every log line here is the run's
+        with self.sink.scope(thread_id):  # this task's own context: every log line here is the run's
+            await self._execute(thread_id, workflow, payload)
+        if thread_id not in self._leased:
+            with contextlib.suppress(Exception):
+                await self.store.release(thread_id, self.node)
+
+    async def _execute(self, thread_id: str, workflow: str, payload: Any) -> None:
         graph = self._graphs[workflow]
         try:
-            await self.sink.prime(thread_id)
             # A resumed run streams the checkpoint it resumes from again: announce each once.
             seen = None
             if not isinstance(payload, dict):
@@ -348,14 +428,11 @@ class RunManager:
             run_log.warning("run cancelled")
         except Exception as exc:
             await self._fail(thread_id, workflow, exc)
-        if thread_id not in self._leased:
-            with contextlib.suppress(Exception):
-                await self.store.release(thread_id, self.node)
 
     async def _finish(self, graph: Any, thread_id: str, workflow: str) -> None:
         state = await graph.aget_state(self._config(thread_id))
         if state.interrupts:
-            pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
+            pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]  # as pending()
             # Stored before the status flips, so the queue and the deadline timer see every waiting run.
             since = datetime.now(UTC)
             await self.store.put_approvals(
@@ -380,7 +457,7 @@ class RunManager:
             logger.exception("could not record the failure of run %s", thread_id)
 
     def _status_event(self, thread_id: str, workflow: str, status: str, **extra: Any) -> None:
-        data = {"thread_id": thread_id, "workflow": workflow, "status": status, "at": _now(), **extra}
+        data = {"thread_id": thread_id, "workflow": workflow, "status": status, "at": now_iso(), **extra}
         self._publish({"type": "run_status", "data": data})
         for hook in self.on_status:
             hook(data)
@@ -392,6 +469,11 @@ class RunManager:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
+
+
+def _resume_value(d: Decision) -> dict[str, Any]:
+    """What a workflow's `interrupt()` returns for a decision."""
+    return {"decision": d.decision, "comment": d.comment, "data": d.data}
 
 
 def _deadline(approval: Approval | None) -> dict[str, Any]:
