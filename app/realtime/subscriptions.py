@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ class Subscription:
     # While replaying, live lines wait here so nothing overtakes the store's older lines.
     replaying: bool = True
     active: bool = True
-    backlog: list[LogLine] = field(default_factory=list)
+    backlog: deque[LogLine] = field(default_factory=deque)
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,10 @@ class Subscriptions:
             else:
                 sub.last_seq = since
                 replayed = await self._replay(sub, upto=last)
+            await self._finish_replay(sub)
         except BaseException:
             self.remove(sid, thread_id)
             raise
-        await self._finish_replay(sub)
         return Ack(recovered, sub.last_seq, replayed)
 
     def remove(self, sid: str, thread_id: str) -> bool:
@@ -125,12 +126,10 @@ class Subscriptions:
 
     async def _catch_up(self, sub: Subscription) -> None:
         try:
-            self.gaps_filled += 1
-            await self._replay(sub, upto=sub.backlog[0]["seq"] - 1)
             await self._finish_replay(sub)
         except Exception:
             logger.warning("could not fill a gap for %s on %s", sub.sid, sub.thread_id, exc_info=True)
-            await self._finish_replay(sub)
+            await self._finish_replay(sub, fill=False)
 
     async def _replay(self, sub: Subscription, upto: int) -> int:
         sent = 0
@@ -142,10 +141,15 @@ class Subscriptions:
                 sent += await self._send(sub, line, replaying=True)
         return sent
 
-    async def _finish_replay(self, sub: Subscription) -> None:
+    async def _finish_replay(self, sub: Subscription, fill: bool = True) -> None:
+        """Send the live lines held back meanwhile; where one skips ahead, the store fills the gap first."""
         # No await between the emptiness check and the flag: the bridge cannot slip a line in.
         while sub.backlog:
-            line = sub.backlog.pop(0)
+            line = sub.backlog[0]  # taken only once sent: a fill that fails leaves it for the retry
+            if fill and line["seq"] > sub.last_seq + 1:
+                self.gaps_filled += 1
+                await self._replay(sub, upto=line["seq"] - 1)
+            sub.backlog.popleft()
             if line["seq"] > sub.last_seq:
                 await self._send(sub, line, replaying=True)
         sub.replaying = False
