@@ -13,7 +13,7 @@ from pathlib import Path
 
 from app.config import ROLES, Config, ConfigError, parse_token
 from app.store.base import TokenRecord
-from app.store.sqlite import sqlite_path
+from app.store.urls import sqlite_path
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from app.pubsub.outbox import Outbox
 from app.runs.logsink import LogSink
 from app.runs.manager import RunManager
 from app.store import Store, open_store
-from app.store.sqlite import sqlite_path
+from app.store.base import CHECKPOINTS_LOCK
+from app.store.urls import sqlite_path
 from app.tokens import Tokens
 from app.webhooks import Dispatcher
 from app.workflows import load_workflows
@@ -72,8 +73,6 @@ async def schema_lock(url: str, timeout: float = 120.0) -> AsyncIterator[None]:
     which wait for other sessions' open transactions, a blocked lock call among them.
     """
     import psycopg
-
-    from app.store.postgres import CHECKPOINTS_LOCK
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         deadline = asyncio.get_running_loop().time() + timeout

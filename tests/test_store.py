@@ -17,6 +17,7 @@ from servers import PostgresServer
 
 from app.errors import StoreUnavailable, ThreadExists, TokenExists
 from app.store import Approval, Decision, LogLine, Store, TokenRecord, open_store
+from app.store.urls import sqlite_path
 
 
 def line(thread_id: str, seq: int, text: str = "", level: str = "INFO") -> LogLine:
@@ -212,7 +213,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def refuse_approval(url: str, interrupt_id: str) -> None:
     """Make the database itself reject inserting that approval (a constraint, as a real fault would)."""
     if url.startswith("sqlite:"):
-        with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1])) as db:
+        with contextlib.closing(sqlite3.connect(sqlite_path(url))) as db:
             db.execute(
                 f"CREATE TRIGGER refuse BEFORE INSERT ON approvals WHEN NEW.interrupt_id = '{interrupt_id}'"
                 " BEGIN SELECT RAISE(ABORT, 'refused'); END"
@@ -232,7 +233,7 @@ def refuse_approval(url: str, interrupt_id: str) -> None:
 def committed(url: str, sql: str) -> list[str]:
     """The first column of `sql` as another process reads it now: only what was committed."""
     if url.startswith("sqlite:"):
-        with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1])) as db:
+        with contextlib.closing(sqlite3.connect(sqlite_path(url))) as db:
             return [row[0] for row in db.execute(sql)]
     with psycopg.connect(url) as conn:
         return [row[0] for row in conn.execute(sql)]

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol, TypedDict
+
+from app.names import iso
 
 STATUSES = ("running", "waiting_approval", "completed", "failed", "cancelled")
 ACTIVE = ("running", "waiting_approval")
+
+# Postgres advisory lock keys that serialize start-up migrations of several processes ("beacon").
+SCHEMA_LOCK = 0x6265_6163_6F6E  # the store's tables
+# LangGraph's checkpointer migrations take their own key: they build indexes CONCURRENTLY, which
+# wait for every open transaction, and a node waiting for SCHEMA_LOCK sits in one.
+CHECKPOINTS_LOCK = SCHEMA_LOCK + 1
 
 
 class LogLine(TypedDict):
@@ -70,7 +77,7 @@ class Approval:
     @property
     def deadline_at(self) -> str | None:
         """The deadline as ISO 8601 (UTC), as the API shows it."""
-        return None if self.deadline is None else datetime.fromtimestamp(self.deadline, UTC).isoformat()
+        return None if self.deadline is None else iso(self.deadline)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from app.errors import StoreUnavailable, ThreadExists, TokenExists
-from app.store.base import Approval, ApprovalPage, Decision, Delivery, LogLine, Page, Run, TokenRecord
+from app.names import now_iso
+from app.store.base import SCHEMA_LOCK, Approval, ApprovalPage, Decision, Delivery, LogLine, Page, Run, TokenRecord
 from app.store.cursor import approval_cursor, approval_row, decode_cursor, decode_key, encode_cursor, encode_key
-from app.store.sqlite import now
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +106,6 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_created ON webhook_deliveries (cre
 CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (node, state);
 """
 RETRY_AFTER = 0.5  # while the server is down, seconds between calls that try it again
-SCHEMA_LOCK = 0x6265_6163_6F6E  # "beacon": serializes start-up migrations of several processes
-# LangGraph's migrations take their own key: they build indexes CONCURRENTLY, which wait for every
-# open transaction, and a node waiting for SCHEMA_LOCK sits in one.
-CHECKPOINTS_LOCK = SCHEMA_LOCK + 1
 
 # What a dead, unreachable or stalled server looks like to psycopg (PoolTimeout included).
 UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
@@ -271,7 +267,7 @@ class PostgresStore:
         return await self._call(query)
 
     async def create_run(self, thread_id: str, workflow: str, input: dict[str, Any]) -> Run:
-        ts = now()
+        ts = now_iso()
         run = Run(thread_id, workflow, "running", input, ts, ts)
         try:
             await self._execute(
@@ -295,7 +291,7 @@ class PostgresStore:
         error: str | None = None,
     ) -> bool:
         sql = "UPDATE runs SET status = %s, updated_at = %s, error = %s WHERE thread_id = %s"
-        args: list[Any] = [status, now(), None if error is None else _text(error), thread_id]
+        args: list[Any] = [status, now_iso(), None if error is None else _text(error), thread_id]
         if expect is not None:
             sql += " AND status = ANY(%s)"
             args.append(list(expect))
@@ -425,7 +421,7 @@ class PostgresStore:
         return [TokenRecord(**row) for row in rows]
 
     async def add_delivery(self, d: Delivery) -> None:
-        ts = now()
+        ts = now_iso()
         await self._execute(
             "INSERT INTO webhook_deliveries VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (d.id, d.hook, d.event, d.thread_id, _text(d.body), d.node, d.state, d.attempts, d.status_code,
@@ -438,7 +434,7 @@ class PostgresStore:
         await self._execute(
             "UPDATE webhook_deliveries SET state = %s, attempts = %s, status_code = %s, error = %s, updated_at = %s"
             " WHERE id = %s",
-            (state, attempts, status_code, error and _text(error), now(), id),
+            (state, attempts, status_code, error and _text(error), now_iso(), id),
         )
 
     async def list_deliveries(self, *, limit: int = 50, cursor: str | None = None) -> tuple[list[Delivery], str | None]:

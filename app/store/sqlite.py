@@ -8,15 +8,15 @@ import json
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from app.errors import StoreUnavailable, ThreadExists, TokenExists
+from app.names import now_iso
 from app.store.base import Approval, ApprovalPage, Decision, Delivery, LogLine, Page, Run, TokenRecord
 from app.store.cursor import approval_cursor, approval_row, decode_cursor, decode_key, encode_cursor, encode_key
+from app.store.urls import sqlite_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -93,15 +93,6 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (nod
 """
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def sqlite_path(url: str) -> Path:
-    """`sqlite:///rel/path` is relative to the working directory, `sqlite:////abs` absolute."""
-    return Path(url.split("://", 1)[1][1:] or "beacon.sqlite")
-
-
 def _run(row: sqlite3.Row) -> Run:
     return Run(
         thread_id=row["thread_id"],
@@ -171,7 +162,7 @@ class SqliteStore:
                 await self._db.commit()
 
     async def create_run(self, thread_id: str, workflow: str, input: dict[str, Any]) -> Run:
-        ts = now()
+        ts = now_iso()
         run = Run(thread_id, workflow, "running", input, ts, ts)
         try:
             await self._write(
@@ -197,7 +188,7 @@ class SqliteStore:
         error: str | None = None,
     ) -> bool:
         sql = "UPDATE runs SET status = ?, updated_at = ?, error = ? WHERE thread_id = ?"
-        args: list[Any] = [status, now(), error, thread_id]
+        args: list[Any] = [status, now_iso(), error, thread_id]
         if expect is not None:
             sql += f" AND status IN ({','.join('?' * len(expect))})"
             args += list(expect)
@@ -321,7 +312,7 @@ class SqliteStore:
                 return [TokenRecord(**dict(row)) for row in await cur.fetchall()]
 
     async def add_delivery(self, d: Delivery) -> None:
-        ts = now()
+        ts = now_iso()
         await self._write(
             "INSERT INTO webhook_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (d.id, d.hook, d.event, d.thread_id, d.body, d.node, d.state, d.attempts, d.status_code, d.error,
@@ -334,7 +325,7 @@ class SqliteStore:
         await self._write(
             "UPDATE webhook_deliveries SET state = ?, attempts = ?, status_code = ?, error = ?, updated_at = ?"
             " WHERE id = ?",
-            (state, attempts, status_code, error, now(), id),
+            (state, attempts, status_code, error, now_iso(), id),
         )
 
     async def list_deliveries(self, *, limit: int = 50, cursor: str | None = None) -> tuple[list[Delivery], str | None]:
