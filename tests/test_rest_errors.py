@@ -8,6 +8,8 @@ import json
 import pytest
 from conftest import Beacon
 
+from app.names import SECURITY_HEADERS
+
 JSON = {"Content-Type": "application/json"}
 
 
@@ -171,5 +173,6 @@ async def test_admin_logs_and_history_reject_bad_paging(beacon: Beacon) -> None:
 async def test_unknown_route_is_json_404_with_headers(beacon: Beacon) -> None:
     status, body, headers = await raw(beacon, "GET", "/nowhere")
     assert_error(status, body, 404, "not_found")
-    assert headers["X-Content-Type-Options"] == "nosniff"
+    for name, value in {**SECURITY_HEADERS, "X-Frame-Options": "DENY"}.items():
+        assert headers[name] == value, name
     assert headers["X-Request-Id"] == body["request_id"]

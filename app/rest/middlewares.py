@@ -16,6 +16,7 @@ from marshmallow import ValidationError
 from app.auth import Auth, Denied, Token
 from app.errors import BeaconError
 from app.metrics import Metrics
+from app.names import SECURITY_HEADERS
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class InvalidQuery(BeaconError):
 
 
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+# The console's pages must not be framed by another site (the realtime listener serves no pages).
+HEADERS = {**SECURITY_HEADERS, "X-Frame-Options": "DENY"}
 
 
 def error_response(
@@ -88,9 +91,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    for name, value in HEADERS.items():
+        response.headers.setdefault(name, value)
     if request_id_key in request:
         response.headers.setdefault("X-Request-Id", request[request_id_key])
 
