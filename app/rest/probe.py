@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from app.names import now_iso
 from app.services import Services
 from app.store import STATUSES
 
@@ -36,7 +37,7 @@ class Probe:
         except Exception as exc:  # TimeoutError included: a hung store is a down store
             self.store = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:200]}
         self.store["latency_ms"] = round((time.monotonic() - started) * 1000, 3)
-        self.store["checked_at"] = datetime.now(UTC).isoformat()
+        self.store["checked_at"] = now_iso()
 
     def oldest_approval_age(self) -> float:
         """Seconds the oldest pending approval has waited, at scrape time (0 when none waits)."""
