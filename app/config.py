@@ -48,9 +48,11 @@ class RestConfig:
 class RealtimeConfig:
     host: str = "127.0.0.1"
     port: int = 7000
+    # Browser origins allowed to connect. `{rest_port}` is the port the REST listener bound (the
+    # console's own origin, port 0 included); :3000 is `next dev` in admin-ui/.
     cors_origins: tuple[str, ...] = (
-        "http://localhost:8000",
-        "http://127.0.0.1:8000",
+        "http://localhost:{rest_port}",
+        "http://127.0.0.1:{rest_port}",
         "http://localhost:3000",
         "http://127.0.0.1:3000",
     )

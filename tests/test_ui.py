@@ -13,6 +13,7 @@ from conftest import IN_CI, ROOT, TOKEN, Beacon, free_port, make_config, need_bi
 from faultproxy import FaultProxy
 from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
 
+from app.config import RealtimeConfig
 from app.rest.ui import find_file
 
 UI_DIR = ROOT / "admin-ui" / "out"
@@ -64,17 +65,9 @@ class UI:
 async def ui(tmp_path: Path) -> AsyncIterator[UI]:
     chromium = need_binary("chromium")
     ui_dir = need_ui()
-    rest_port, realtime_port = free_port(), free_port()
-    cfg = make_config(
-        tmp_path,
-        **{
-            "rest.port": rest_port,
-            "realtime.port": realtime_port,
-            "rest.ui_dir": str(ui_dir),
-            # Exactly the page's origin, as the default config allows http://127.0.0.1:8000.
-            "realtime.cors_origins": f"http://127.0.0.1:{rest_port}",
-        },
-    )
+    # REST on a port picked at bind time and the default origins: the page's own origin is allowed.
+    # (A fixed realtime port: /ui/config.json names the configured one.)
+    cfg = make_config(tmp_path, **{"realtime.port": free_port(), "rest.ui_dir": str(ui_dir)})
     async with running_beacon(cfg) as beacon, async_playwright() as pw:
         status, _ = await beacon.call("GET", "/ui/config.json")
         assert status == 200, "the REST app does not serve the UI: create_rest_app must call setup_ui"
@@ -223,6 +216,22 @@ async def test_start_watch_approve_complete(ui: UI) -> None:
     done = await ui.beacon.status(thread_id)
     assert done["status"] == "completed" and done["decisions"][0]["comment"] == "ship it"
     assert await log_seqs(page) == list(range(1, await stored_last_seq(ui.beacon, thread_id) + 1))
+
+
+async def test_console_goes_live_on_the_port_rest_bound(ui: UI) -> None:
+    """No origins configured, REST on port 0: the Socket.IO handshake is accepted and lines arrive live."""
+    beacon = ui.beacon
+    assert beacon.cfg.rest.port == 0 and beacon.cfg.realtime.cors_origins == RealtimeConfig().cors_origins
+    thread_id = await beacon.start("deploy", {"step_delay": 0.1, "lines_per_step": 2})
+    await beacon.wait_status(thread_id, "waiting_approval")
+    page = await ui.page()
+    await page.goto(ui.url(f"/ui/run/?id={thread_id}"))
+    await expect(conn(page)).to_have_attribute("data-state", "connected")
+    log = page.locator(".log")
+    await expect(log).to_contain_text("waiting for approval")
+    await beacon.call("POST", f"/approve/{thread_id}", {"decision": "approve"})
+    await expect(log).to_contain_text("step verify done")  # logged after the page loaded: it came live
+    await expect(page.locator(".runhead .badge")).to_have_text("completed")
 
 
 async def test_someone_else_decided_409(ui: UI) -> None:

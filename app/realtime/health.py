@@ -88,12 +88,32 @@ def _websockets(eio: EngineIO) -> dict[str, int]:
     }
 
 
-def allow_origins(origins: tuple[str, ...]) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+class Origins:
+    """The browser origins allowed on the realtime listener, with `{rest_port}` read at each check.
+
+    The realtime app is built before the REST listener binds its port (port 0 picks it then), so
+    python-socketio gets this callable for `cors_allowed_origins`, not a list fixed at start.
+    """
+
+    def __init__(self, patterns: tuple[str, ...], rest_port: Callable[[], int]) -> None:
+        self.patterns = patterns
+        self.any = "*" in patterns
+        self._rest_port = rest_port
+
+    def __call__(self, origin: str | None, environ: object = None) -> bool:
+        return origin is not None and (self.any or origin in self.allowed())
+
+    def allowed(self) -> tuple[str, ...]:
+        port = str(self._rest_port())
+        return tuple(pattern.replace("{rest_port}", port) for pattern in self.patterns)
+
+
+def allow_origins(origins: Origins) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
     """Let the admin UI, served from another origin, read /health and /stats."""
 
     async def allow(request: web.Request, response: web.StreamResponse) -> None:
         origin = request.headers.get("Origin")
-        if origin and request.path in ("/health", "/stats") and ("*" in origins or origin in origins):
+        if origin and request.path in ("/health", "/stats") and origins(origin):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
 
