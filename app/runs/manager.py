@@ -296,6 +296,15 @@ class RunManager:
         """The threads this node runs right now, or is about to."""
         return self._tasks.keys() | self._reserved
 
+    def footprint(self) -> dict[str, int]:
+        """Sizes of the per-thread maps: all 0 once nothing runs, whatever ran before."""
+        return {
+            "tasks": len(self._tasks),
+            "reserved": len(self._reserved),
+            "locks": len(self._locks),
+            "cancelling": len(self._cancelling),
+        }
+
     async def pending(self, run: Run) -> list[dict[str, Any]]:
         """The interrupts a waiting run waits on: their ids and (JSON-safe) values."""
         state = await self._graphs[run.workflow].aget_state(self._config(run.thread_id))
