@@ -65,7 +65,7 @@ def create_rest_app(services: Services) -> web.Application:
     app[started_key] = time.monotonic()
     setup_routes(app)
     setup_ui(app, Path(services.config.rest.ui_dir), services.config.realtime.port or None)
-    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/openapi.json", openapi(ROUTES))
     app.router.add_get("/metrics", metrics_handler(services.metrics))
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(probe_ctx)

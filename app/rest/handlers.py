@@ -14,7 +14,6 @@ from app.keys import services_key, started_key
 from app.rest import schemas
 from app.rest.keys import probe_key, runs_key
 from app.rest.middlewares import InvalidQuery, token_key
-from app.rest.openapi import input_json_schema
 from app.rest.parsing import json_body, query, thread_id
 
 # Schema instances are reused: they hold no per-request state.
@@ -105,7 +104,7 @@ async def logs(request: web.Request) -> web.Response:
 
 async def workflows(request: web.Request) -> web.Response:
     items = [
-        {"name": name, "description": wf.description, "input_schema": input_json_schema(wf.input_schema)}
+        {"name": name, "description": wf.description, "input_schema": schemas.input_json_schema(wf.input_schema)}
         for name, wf in sorted(request.app[runs_key].workflows.items())
     ]
     return web.json_response({"workflows": items})

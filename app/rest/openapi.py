@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema
 
 from app.config import TOKEN_NAME
 from app.names import THREAD_ID
+from app.rest.schemas import Error
 
 if TYPE_CHECKING:
     from app.rest.routes import Route
@@ -30,8 +32,6 @@ ERROR_TEXT = {
 
 
 def _spec() -> APISpec:
-    from app.rest.schemas import Error
-
     spec = APISpec(
         "Beacon",
         "1.0.0",
@@ -47,7 +47,7 @@ def _spec() -> APISpec:
 PATH_PATTERNS = {"thread_id": THREAD_ID.pattern, "name": TOKEN_NAME.pattern}
 
 
-def build_openapi(routes: tuple[Route, ...]) -> dict[str, Any]:
+def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
     spec = _spec()
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
@@ -90,17 +90,10 @@ def build_openapi(routes: tuple[Route, ...]) -> dict[str, Any]:
     return spec.to_dict()
 
 
-def input_json_schema(schema: Schema | None) -> dict[str, Any]:
-    """A workflow's input schema as JSON Schema, for forms and for clients."""
-    if schema is None:
-        return {"type": "object"}
-    converter = MarshmallowPlugin()
-    converter.init_spec(APISpec("x", "1", "3.0.3", plugins=[converter]))
-    assert converter.converter is not None
-    return converter.converter.schema2jsonschema(schema)  # type: ignore[no-any-return]
+def openapi(routes: Sequence[Route]) -> Handler:
+    """GET /openapi.json: the document of the route table it is given."""
 
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response(build_openapi(routes))
 
-async def openapi(request: web.Request) -> web.Response:
-    from app.rest.routes import ROUTES
-
-    return web.json_response(build_openapi(ROUTES))
+    return handler

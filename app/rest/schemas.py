@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields, validate
 
 from app.config import ROLES, TOKEN_NAME
@@ -13,6 +17,16 @@ thread_id_field = fields.String(
         THREAD_ID, error="must be 1-64 letters, digits or . _ : - (starting with a letter or digit)"
     )
 )
+
+
+def input_json_schema(schema: Schema | None) -> dict[str, Any]:
+    """A workflow's input schema as JSON Schema, for forms and for clients."""
+    if schema is None:
+        return {"type": "object"}
+    converter = MarshmallowPlugin()
+    converter.init_spec(APISpec("x", "1", "3.0.3", plugins=[converter]))
+    assert converter.converter is not None
+    return converter.converter.schema2jsonschema(schema)  # type: ignore[no-any-return]
 
 
 class Error(Schema):
