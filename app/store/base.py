@@ -80,6 +80,11 @@ class Approval:
         return None if self.deadline is None else iso(self.deadline)
 
 
+def approval_row(a: Approval, value: str) -> tuple[Any, ...]:
+    """An approval in the stores' column order, its value already serialized."""
+    return (a.thread_id, a.interrupt_id, a.workflow, value, a.waiting_since, a.deadline, a.default_action)
+
+
 @dataclass(frozen=True, slots=True)
 class ApprovalPage:
     approvals: list[Approval]

@@ -1,31 +1,23 @@
-"""Opaque keyset cursors for run listings: (created_at, thread_id) of the last row."""
+"""Keyset pagination, written once for every listing of both stores.
+
+A cursor is the opaque sort key of the last row a page showed; the next page asks for the rows
+past it. Each store writes its own SQL: it filters with the key `after()` returns, fetches one
+row more than `limit`, and `page()` cuts that row off and turns the last one shown into the cursor.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
 
-from app.store.base import Approval, Run
+from app.store.base import Approval, Delivery, Run
 
-
-def encode_cursor(run: Run) -> str:
-    return base64.urlsafe_b64encode(json.dumps([run.created_at, run.thread_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """Raise ValueError for anything that is not a cursor a store produced."""
-    try:
-        created_at, thread_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except Exception:
-        raise ValueError("invalid cursor") from None
-    if not isinstance(created_at, str) or not isinstance(thread_id, str):
-        raise ValueError("invalid cursor")
-    return created_at, thread_id
+T = TypeVar("T")
 
 
 def encode_key(*parts: str) -> str:
-    """An opaque cursor for any listing's sort key (approvals: waiting_since, thread_id, interrupt_id)."""
     return base64.urlsafe_b64encode(json.dumps(list(parts)).encode()).decode()
 
 
@@ -40,14 +32,24 @@ def decode_key(cursor: str, size: int) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def approval_cursor(rows: list[Approval], limit: int) -> str | None:
-    """The cursor after a page of `limit` approvals, when a further row was fetched."""
-    if len(rows) <= limit:
-        return None
-    last = rows[limit - 1]
-    return encode_key(last.waiting_since, last.thread_id, last.interrupt_id)
+class Keyset(Generic[T]):
+    """The sort key of one listing: the fields (named as their columns) a page is ordered by."""
+
+    def __init__(self, *fields: str) -> None:
+        self.fields = fields
+
+    def after(self, cursor: str | None) -> tuple[str, ...] | None:
+        """The key a page continues after (None for the first page); ValueError for a foreign cursor."""
+        return decode_key(cursor, len(self.fields)) if cursor else None
+
+    def page(self, rows: Sequence[T], limit: int) -> tuple[list[T], str | None]:
+        """The rows to show of a query that fetched up to `limit + 1`, and the next page's cursor."""
+        if len(rows) <= limit:
+            return list(rows), None
+        last: Any = rows[limit - 1]
+        return list(rows[:limit]), encode_key(*(getattr(last, field) for field in self.fields))
 
 
-def approval_row(a: Approval, value: str) -> tuple[Any, ...]:
-    """An approval as the stores' column order, its value already serialized."""
-    return (a.thread_id, a.interrupt_id, a.workflow, value, a.waiting_since, a.deadline, a.default_action)
+RUNS: Keyset[Run] = Keyset("created_at", "thread_id")  # newest first
+APPROVALS: Keyset[Approval] = Keyset("waiting_since", "thread_id", "interrupt_id")  # oldest first
+DELIVERIES: Keyset[Delivery] = Keyset("created_at", "id")  # newest first

@@ -21,8 +21,19 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.errors import StoreUnavailable, ThreadExists, TokenExists
 from app.names import now_iso
-from app.store.base import SCHEMA_LOCK, Approval, ApprovalPage, Decision, Delivery, LogLine, Page, Run, TokenRecord
-from app.store.cursor import approval_cursor, approval_row, decode_cursor, decode_key, encode_cursor, encode_key
+from app.store.base import (
+    SCHEMA_LOCK,
+    Approval,
+    ApprovalPage,
+    Decision,
+    Delivery,
+    LogLine,
+    Page,
+    Run,
+    TokenRecord,
+    approval_row,
+)
+from app.store.cursor import APPROVALS, DELIVERIES, RUNS
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +269,18 @@ class PostgresStore:
 
         return await self._call(query)
 
+    async def _counted(
+        self, count_sql: str, count_args: Sequence[Any], sql: str, args: Sequence[Any]
+    ) -> tuple[int, list[DictRow]]:
+        """A listing's total (`count_sql`, its count as `n`) and its page (`sql`), on one connection."""
+
+        async def query(conn: Conn) -> tuple[int, list[DictRow]]:
+            total = await (await conn.execute(count_sql, count_args)).fetchone()
+            rows = await (await conn.execute(sql, args)).fetchall()
+            return int(total["n"] if total else 0), rows
+
+        return await self._call(query)
+
     async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Run one statement; the number of rows it changed."""
 
@@ -312,22 +335,16 @@ class PostgresStore:
         if workflow:
             where.append("workflow = %s")
             args.append(workflow)
-        after = decode_cursor(cursor) if cursor else None  # ValueError for a foreign cursor
+        after = RUNS.after(cursor)
         count_sql = f"SELECT count(*) AS n FROM runs WHERE {' AND '.join(where)}"
         count_args = list(args)
         if after:
             where.append("(created_at, thread_id) < (%s, %s)")
-            args += list(after)
+            args += after
         sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, thread_id DESC LIMIT %s"
-
-        async def query(conn: Conn) -> tuple[int, list[DictRow]]:
-            total = await (await conn.execute(count_sql, count_args)).fetchone()
-            rows = await (await conn.execute(sql, [*args, limit + 1])).fetchall()
-            return int(total["n"] if total else 0), rows
-
-        total, rows = await self._call(query)
-        runs = [_run(r) for r in rows[:limit]]
-        return Page(runs, total, encode_cursor(runs[-1]) if len(rows) > limit else None)
+        total, rows = await self._counted(count_sql, count_args, sql, [*args, limit + 1])
+        runs, next_cursor = RUNS.page([_run(r) for r in rows], limit)
+        return Page(runs, total, next_cursor)
 
     async def count_by_status(self) -> dict[str, int]:
         rows = await self._fetch("SELECT status, count(*) AS n FROM runs GROUP BY status")
@@ -438,14 +455,10 @@ class PostgresStore:
         )
 
     async def list_deliveries(self, *, limit: int = 50, cursor: str | None = None) -> tuple[list[Delivery], str | None]:
-        after = decode_key(cursor, 2) if cursor else None  # ValueError for a foreign cursor
+        after = DELIVERIES.after(cursor)
         where, args = ("(created_at, id) < (%s, %s)", list(after)) if after else ("TRUE", [])
-        rows = await self._fetch(
-            f"SELECT * FROM webhook_deliveries WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s",
-            [*args, limit + 1],
-        )
-        page = [Delivery(**row) for row in rows[:limit]]
-        return page, encode_key(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+        sql = f"SELECT * FROM webhook_deliveries WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s"
+        return DELIVERIES.page([Delivery(**row) for row in await self._fetch(sql, [*args, limit + 1])], limit)
 
     async def pending_deliveries(self, node: str) -> list[Delivery]:
         rows = await self._fetch(
@@ -493,22 +506,16 @@ class PostgresStore:
         if thread_id:
             where.append("a.thread_id = %s")
             args.append(thread_id)
-        after = decode_key(cursor, 3) if cursor else None  # ValueError for a foreign cursor
+        after = APPROVALS.after(cursor)
         base = f"FROM approvals a JOIN runs r USING (thread_id) WHERE {' AND '.join(where)}"
         count_sql, count_args = f"SELECT count(*) AS n {base}", list(args)
         if after:
             base += " AND (a.waiting_since, a.thread_id, a.interrupt_id) > (%s, %s, %s)"
-            args += list(after)
+            args += after
         sql = f"SELECT a.* {base} ORDER BY a.waiting_since, a.thread_id, a.interrupt_id LIMIT %s"
-
-        async def query(conn: Conn) -> tuple[int, list[DictRow]]:
-            total = await (await conn.execute(count_sql, count_args)).fetchone()
-            rows = await (await conn.execute(sql, [*args, limit + 1])).fetchall()
-            return int(total["n"] if total else 0), rows
-
-        total, rows = await self._call(query)
-        items = [_approval(r) for r in rows]
-        return ApprovalPage(items[:limit], total, approval_cursor(items, limit))
+        total, rows = await self._counted(count_sql, count_args, sql, [*args, limit + 1])
+        approvals, next_cursor = APPROVALS.page([_approval(r) for r in rows], limit)
+        return ApprovalPage(approvals, total, next_cursor)
 
     async def due_approvals(self, until: float, limit: int = 100) -> list[Approval]:
         rows = await self._fetch(

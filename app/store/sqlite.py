@@ -14,8 +14,8 @@ import aiosqlite
 
 from app.errors import StoreUnavailable, ThreadExists, TokenExists
 from app.names import now_iso
-from app.store.base import Approval, ApprovalPage, Decision, Delivery, LogLine, Page, Run, TokenRecord
-from app.store.cursor import approval_cursor, approval_row, decode_cursor, decode_key, encode_cursor, encode_key
+from app.store.base import Approval, ApprovalPage, Decision, Delivery, LogLine, Page, Run, TokenRecord, approval_row
+from app.store.cursor import APPROVALS, DELIVERIES, RUNS
 from app.store.urls import sqlite_path
 
 SCHEMA = """
@@ -94,19 +94,15 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (nod
 
 
 def _run(row: sqlite3.Row) -> Run:
-    return Run(
-        thread_id=row["thread_id"],
-        workflow=row["workflow"],
-        status=row["status"],
-        input=json.loads(row["input"]),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        error=row["error"],
-    )
+    return Run(**{**dict(row), "input": json.loads(row["input"])})
 
 
 def _approval(row: sqlite3.Row) -> Approval:
     return Approval(**{**dict(row), "value": json.loads(row["value"])})
+
+
+def _decision(row: sqlite3.Row) -> Decision:
+    return Decision(**{**dict(row), "data": json.loads(row["data"] or "null")})
 
 
 @contextlib.contextmanager
@@ -141,6 +137,10 @@ class SqliteStore:
             await db.executescript(SCHEMA)
             yield cls(db)
 
+    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with _guard():
+            return list(await self._db.execute_fetchall(sql, args))
+
     async def _write(self, sql: str, args: Sequence[Any] = ()) -> aiosqlite.Cursor:
         """One statement, its own implicit transaction."""
         async with self._writing:
@@ -174,10 +174,8 @@ class SqliteStore:
         return run
 
     async def get_run(self, thread_id: str) -> Run | None:
-        with _guard():
-            async with self._db.execute("SELECT * FROM runs WHERE thread_id = ?", (thread_id,)) as cur:
-                row = await cur.fetchone()
-        return _run(row) if row else None
+        rows = await self._fetch("SELECT * FROM runs WHERE thread_id = ?", (thread_id,))
+        return _run(rows[0]) if rows else None
 
     async def set_status(
         self,
@@ -209,24 +207,17 @@ class SqliteStore:
         if workflow:
             where.append("workflow = ?")
             args.append(workflow)
-        after = decode_cursor(cursor) if cursor else None  # ValueError for a foreign cursor
-        with _guard():
-            async with self._db.execute(f"SELECT count(*) FROM runs WHERE {' AND '.join(where)}", args) as cur:
-                total = (await cur.fetchone())[0]  # type: ignore[index]
-            if after:
-                where.append("(created_at, thread_id) < (?, ?)")
-                args += list(after)
-            sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, thread_id DESC LIMIT ?"
-            async with self._db.execute(sql, [*args, limit + 1]) as cur:
-                rows = [_run(r) for r in await cur.fetchall()]
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(rows, total, encode_cursor(rows[-1]) if more else None)
+        after = RUNS.after(cursor)
+        [(total,)] = await self._fetch(f"SELECT count(*) FROM runs WHERE {' AND '.join(where)}", args)
+        if after:
+            where.append("(created_at, thread_id) < (?, ?)")
+            args += after
+        sql = f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY created_at DESC, thread_id DESC LIMIT ?"
+        runs, next_cursor = RUNS.page([_run(r) for r in await self._fetch(sql, [*args, limit + 1])], limit)
+        return Page(runs, total, next_cursor)
 
     async def count_by_status(self) -> dict[str, int]:
-        with _guard():
-            async with self._db.execute("SELECT status, count(*) FROM runs GROUP BY status") as cur:
-                return {row[0]: row[1] for row in await cur.fetchall()}
+        return {row[0]: row[1] for row in await self._fetch("SELECT status, count(*) FROM runs GROUP BY status")}
 
     async def record_decision(self, d: Decision) -> None:
         await self._write(
@@ -235,13 +226,8 @@ class SqliteStore:
         )
 
     async def decisions(self, thread_id: str) -> list[Decision]:
-        with _guard():
-            async with self._db.execute(
-                "SELECT * FROM decisions WHERE thread_id = ? ORDER BY decided_at", (thread_id,)
-            ) as cur:
-                return [
-                    Decision(**{**dict(row), "data": json.loads(row["data"] or "null")}) for row in await cur.fetchall()
-                ]
+        rows = await self._fetch("SELECT * FROM decisions WHERE thread_id = ? ORDER BY decided_at", (thread_id,))
+        return [_decision(row) for row in rows]
 
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         # One multi-row statement per chunk is one implicit transaction: no BEGIN/COMMIT needed.
@@ -253,19 +239,16 @@ class SqliteStore:
             )
 
     async def get_logs(self, thread_id: str, after: int = 0, limit: int = 1000) -> list[LogLine]:
-        with _guard():
-            async with self._db.execute(
-                "SELECT text, thread_id, level, timestamp, seq FROM logs"
-                " WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (thread_id, after, limit),
-            ) as cur:
-                return [LogLine(**dict(row)) for row in await cur.fetchall()]  # type: ignore[typeddict-item]
+        rows = await self._fetch(
+            "SELECT text, thread_id, level, timestamp, seq FROM logs"
+            " WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (thread_id, after, limit),
+        )
+        return [LogLine(**dict(row)) for row in rows]  # type: ignore[typeddict-item]
 
     async def last_seq(self, thread_id: str) -> int:
-        with _guard():
-            async with self._db.execute("SELECT max(seq) FROM logs WHERE thread_id = ?", (thread_id,)) as cur:
-                row = await cur.fetchone()
-        return int(row[0] or 0) if row else 0
+        [(seq,)] = await self._fetch("SELECT max(seq) FROM logs WHERE thread_id = ?", (thread_id,))
+        return int(seq or 0)
 
     async def claim(self, thread_id: str, owner: str, ttl: float) -> bool:
         ts = time.time()
@@ -307,9 +290,7 @@ class SqliteStore:
         return cur.rowcount == 1
 
     async def token_records(self) -> list[TokenRecord]:
-        with _guard():
-            async with self._db.execute("SELECT * FROM tokens ORDER BY name, created_at") as cur:
-                return [TokenRecord(**dict(row)) for row in await cur.fetchall()]
+        return [TokenRecord(**dict(row)) for row in await self._fetch("SELECT * FROM tokens ORDER BY name, created_at")]
 
     async def add_delivery(self, d: Delivery) -> None:
         ts = now_iso()
@@ -329,23 +310,16 @@ class SqliteStore:
         )
 
     async def list_deliveries(self, *, limit: int = 50, cursor: str | None = None) -> tuple[list[Delivery], str | None]:
-        after = decode_key(cursor, 2) if cursor else None  # ValueError for a foreign cursor
+        after = DELIVERIES.after(cursor)
         where, args = ("(created_at, id) < (?, ?)", list(after)) if after else ("1=1", [])
-        with _guard():
-            async with self._db.execute(
-                f"SELECT * FROM webhook_deliveries WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?",
-                [*args, limit + 1],
-            ) as cur:
-                rows = [Delivery(**dict(r)) for r in await cur.fetchall()]
-        page = rows[:limit]
-        return page, encode_key(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+        sql = f"SELECT * FROM webhook_deliveries WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ?"
+        return DELIVERIES.page([Delivery(**dict(r)) for r in await self._fetch(sql, [*args, limit + 1])], limit)
 
     async def pending_deliveries(self, node: str) -> list[Delivery]:
-        with _guard():
-            async with self._db.execute(
-                "SELECT * FROM webhook_deliveries WHERE node = ? AND state = 'pending' ORDER BY created_at", (node,)
-            ) as cur:
-                return [Delivery(**dict(r)) for r in await cur.fetchall()]
+        rows = await self._fetch(
+            "SELECT * FROM webhook_deliveries WHERE node = ? AND state = 'pending' ORDER BY created_at", (node,)
+        )
+        return [Delivery(**dict(r)) for r in rows]
 
     async def put_approvals(self, thread_id: str, approvals: Sequence[Approval]) -> None:
         keep = [a.interrupt_id for a in approvals]
@@ -382,37 +356,31 @@ class SqliteStore:
         if thread_id:
             where.append("a.thread_id = ?")
             args.append(thread_id)
-        after = decode_key(cursor, 3) if cursor else None  # ValueError for a foreign cursor
+        after = APPROVALS.after(cursor)
         base = f"FROM approvals a JOIN runs r USING (thread_id) WHERE {' AND '.join(where)}"
-        with _guard():
-            async with self._db.execute(f"SELECT count(*) {base}", args) as cur:
-                total = (await cur.fetchone())[0]  # type: ignore[index]
-            if after:
-                base += " AND (a.waiting_since, a.thread_id, a.interrupt_id) > (?, ?, ?)"
-                args += list(after)
-            sql = f"SELECT a.* {base} ORDER BY a.waiting_since, a.thread_id, a.interrupt_id LIMIT ?"
-            async with self._db.execute(sql, [*args, limit + 1]) as cur:
-                rows = [_approval(r) for r in await cur.fetchall()]
-        return ApprovalPage(rows[:limit], total, approval_cursor(rows, limit))
+        [(total,)] = await self._fetch(f"SELECT count(*) {base}", args)
+        if after:
+            base += " AND (a.waiting_since, a.thread_id, a.interrupt_id) > (?, ?, ?)"
+            args += after
+        sql = f"SELECT a.* {base} ORDER BY a.waiting_since, a.thread_id, a.interrupt_id LIMIT ?"
+        rows = [_approval(r) for r in await self._fetch(sql, [*args, limit + 1])]
+        approvals, next_cursor = APPROVALS.page(rows, limit)
+        return ApprovalPage(approvals, total, next_cursor)
 
     async def due_approvals(self, until: float, limit: int = 100) -> list[Approval]:
-        with _guard():
-            async with self._db.execute(
-                "SELECT a.* FROM approvals a JOIN runs r USING (thread_id) WHERE r.status = 'waiting_approval'"
-                " AND a.deadline IS NOT NULL AND a.deadline <= ? ORDER BY a.deadline LIMIT ?",
-                (until, limit),
-            ) as cur:
-                return [_approval(r) for r in await cur.fetchall()]
+        rows = await self._fetch(
+            "SELECT a.* FROM approvals a JOIN runs r USING (thread_id) WHERE r.status = 'waiting_approval'"
+            " AND a.deadline IS NOT NULL AND a.deadline <= ? ORDER BY a.deadline LIMIT ?",
+            (until, limit),
+        )
+        return [_approval(r) for r in rows]
 
     async def approval_stats(self) -> tuple[int, str | None]:
-        with _guard():
-            async with self._db.execute(
-                "SELECT count(*), min(a.waiting_since) FROM approvals a JOIN runs r USING (thread_id)"
-                " WHERE r.status = 'waiting_approval'"
-            ) as cur:
-                row = await cur.fetchone()
-        return (int(row[0]), row[1]) if row else (0, None)
+        [(count, oldest)] = await self._fetch(
+            "SELECT count(*), min(a.waiting_since) FROM approvals a JOIN runs r USING (thread_id)"
+            " WHERE r.status = 'waiting_approval'"
+        )
+        return int(count), oldest
 
     async def ping(self) -> None:
-        with _guard():
-            await self._db.execute("SELECT 1")
+        await self._fetch("SELECT 1")
