@@ -12,26 +12,13 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from app.config import MODES, Config, ConfigError, load_config, log_level
+from app.config import MODES, NAMED, Config, ConfigError, load_config, log_level
 
 if TYPE_CHECKING:
     from app.runs.logsink import LogSink
 
 logger = logging.getLogger("beacon")
 FLUSH_SECONDS = 1.0  # how long a forced exit waits for the log sink to store the lines it holds
-
-FLAGS = {
-    "rest_host": ("rest.host", "REST API bind address"),
-    "rest_port": ("rest.port", "REST API port (0 picks a free one)"),
-    "socketio_host": ("realtime.host", "Socket.IO bind address"),
-    "socketio_port": ("realtime.port", "Socket.IO port (0 picks a free one)"),
-    "cors_origins": ("realtime.cors_origins", "comma-separated origins allowed to connect, or *"),
-    "pubsub_url": ("pubsub.url", "memory:// or redis://host:port/db"),
-    "store_url": ("store.url", "sqlite:///path or postgresql://…"),
-    "log_level": ("logging.level", "DEBUG, INFO, WARNING, ERROR"),
-    "log_format": ("logging.format", "plain, or json: one JSON object per line"),
-    "grace_period": ("runs.grace_period", "seconds running steps get to reach a checkpoint on shutdown"),
-}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -56,8 +43,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="allow auth.enabled = false on a non-loopback address (anyone who reaches Beacon is admin)",
     )
-    for dest, (_, help_text) in FLAGS.items():
-        parser.add_argument(f"--{dest.replace('_', '-')}", dest=dest, metavar="VALUE", help=help_text)
+    for named in NAMED:
+        parser.add_argument(named.flag, dest=named.key, metavar="VALUE", help=named.help)
     return parser.parse_args(argv)
 
 
@@ -131,7 +118,8 @@ class Shutdown:
 
 async def main(args: argparse.Namespace) -> int:
     path = args.config or ("config.toml" if os.path.exists("config.toml") else None)
-    overrides = {key: getattr(args, dest) for dest, (key, _) in FLAGS.items() if getattr(args, dest) is not None}
+    given = vars(args)
+    overrides = {n.key: given[n.key] for n in NAMED if given[n.key] is not None}
     cfg, warnings = load_config(path, os.environ, overrides)
     configure_logging(log_level(cfg), cfg.logging.format)
     from app.auth import check_exposure

@@ -10,21 +10,40 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from app.names import LEVEL_NAMES
 
-# The seed document's variable names; every other key is BEACON_<SECTION>_<KEY>.
-SEED_ENV = {
-    "REST_API_HOST": ("rest", "host"),
-    "REST_API_PORT": ("rest", "port"),
-    "SOCKETIO_HOST": ("realtime", "host"),
-    "SOCKETIO_PORT": ("realtime", "port"),
-    "SOCKETIO_CORS_ORIGINS": ("realtime", "cors_origins"),
-    "PUBSUB_URL": ("pubsub", "url"),
-    "STORE_URL": ("store", "url"),
-}
+
+class Named(NamedTuple):
+    """A setting with names of its own besides BEACON_<SECTION>_<KEY>."""
+
+    key: str  # section.key
+    flag: str  # run.py's command-line option
+    help: str
+    env: str = ""  # the seed document's variable name, where it has one
+
+
+NAMED = (
+    Named("rest.host", "--rest-host", "REST API bind address", "REST_API_HOST"),
+    Named("rest.port", "--rest-port", "REST API port (0 picks a free one)", "REST_API_PORT"),
+    Named("realtime.host", "--socketio-host", "Socket.IO bind address", "SOCKETIO_HOST"),
+    Named("realtime.port", "--socketio-port", "Socket.IO port (0 picks a free one)", "SOCKETIO_PORT"),
+    Named(
+        "realtime.cors_origins",
+        "--cors-origins",
+        "comma-separated origins allowed to connect, or *",
+        "SOCKETIO_CORS_ORIGINS",
+    ),
+    Named("pubsub.url", "--pubsub-url", "memory:// or redis://host:port/db", "PUBSUB_URL"),
+    Named("store.url", "--store-url", "sqlite:///path or postgresql://…", "STORE_URL"),
+    Named("logging.level", "--log-level", "DEBUG, INFO, WARNING, ERROR"),
+    Named("logging.format", "--log-format", "plain, or json: one JSON object per line"),
+    Named("runs.grace_period", "--grace-period", "seconds running steps get to reach a checkpoint on shutdown"),
+)
+SEED_ENV = {n.env: n.key for n in NAMED if n.env}
+FLAGS = {n.key: n.flag for n in NAMED}
 
 
 MODES = ("all", "rest", "realtime")
@@ -319,7 +338,8 @@ def load_config(
 
     for var, value in environ.items():
         if var in SEED_ENV:
-            put(*SEED_ENV[var], value, var)
+            section, _, key = SEED_ENV[var].partition(".")
+            put(section, key, value, var)
         elif var.startswith("BEACON_") and var not in CLIENT_ENV:
             section, _, key = var[len("BEACON_") :].lower().partition("_")
             if section == "workflows" and key:
@@ -331,7 +351,7 @@ def load_config(
 
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")
-        put(section, key, value, f"--{dotted.replace('.', '-').replace('_', '-')}")
+        put(section, key, value, FLAGS.get(dotted, dotted))
 
     cfg = Config(
         **{name: cls(**raw[name]) for name, cls in SECTIONS.items()},

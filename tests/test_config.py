@@ -114,6 +114,19 @@ def test_cli_bad_value_stops_with_one_line(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--socketio-port", "abc"), "--socketio-port='abc': expected an integer"),
+        (("--cors-origins", "http://a", "--grace-period", "-1"), "--grace-period (runs.grace_period=-1.0: must not"),
+    ],
+)
+def test_cli_bad_flag_names_the_flag(tmp_path: Path, flags: tuple[str, ...], message: str) -> None:
+    result = run_py(*flags, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"beacon: configuration error: {message}"), result.stderr
+
+
 @pytest.mark.parametrize("mode", ["rest", "realtime"])
 def test_split_process_needs_redis(tmp_path: Path, mode: str) -> None:
     result = run_py(mode, "--rest-port", "0", "--socketio-port", "0", cwd=tmp_path)
