@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -44,7 +42,7 @@ async def stats(request: web.Request) -> web.Response:
     logs, admin, bridge = app[logs_ns_key], app[admin_ns_key], app[bridge_key]
     return web.json_response(
         {
-            "node": f"{socket.gethostname()}:{os.getpid()}",
+            "node": app[services_key].node,
             "port": _port(request),
             "uptime_seconds": round(time.monotonic() - app[started_key], 3),
             "namespaces": {
