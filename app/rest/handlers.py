@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from dataclasses import asdict
 
 from aiohttp import web
 
 from app.errors import NotFound
 from app.keys import services_key, started_key
-from app.rest import schemas
+from app.rest import schemas, views
 from app.rest.keys import probe_key, runs_key
 from app.rest.middlewares import InvalidQuery, token_key
 from app.rest.parsing import json_body, query, thread_id
@@ -23,19 +22,17 @@ RUNS_QUERY = schemas.RunsQuery()
 LOGS_QUERY = schemas.LogsQuery()
 HISTORY_QUERY = schemas.HistoryQuery()
 RUN_OUT = schemas.RunOut()
+START_OUT = schemas.StartResponse()
 
 
 async def start(request: web.Request) -> web.Response:
     body = await json_body(request, START)
     run = await request.app[runs_key].start(body["workflow"], body["input"], body["thread_id"])
-    return web.json_response(
-        {"thread_id": run.thread_id, "workflow": run.workflow, "status": run.status, "created_at": run.created_at},
-        status=202,
-    )
+    return web.json_response(START_OUT.dump(run), status=202)
 
 
 async def status(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[runs_key].status(thread_id(request)))
+    return web.json_response(views.status(await request.app[runs_key].snapshot(thread_id(request))))
 
 
 async def approve(request: web.Request) -> web.Response:
@@ -49,13 +46,7 @@ async def approve(request: web.Request) -> web.Response:
         data=body["data"],
         decided_by=request[token_key].name,
     )
-    return web.json_response(
-        {
-            "thread_id": tid,
-            "status": "running",
-            "decision": {k: v for k, v in asdict(decision).items() if k != "thread_id"},
-        }
-    )
+    return web.json_response(views.approved(tid, decision))
 
 
 async def cancel(request: web.Request) -> web.Response:
@@ -81,13 +72,13 @@ async def list_runs(request: web.Request) -> web.Response:
 
 
 async def get_run(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[runs_key].status(thread_id(request)))
+    return await status(request)  # the same view; its own name keeps its OpenAPI operationId
 
 
 async def history(request: web.Request) -> web.Response:
     tid = thread_id(request)
-    checkpoints = await request.app[runs_key].history(tid, query(request, HISTORY_QUERY)["limit"])
-    return web.json_response({"thread_id": tid, "checkpoints": checkpoints})
+    checkpoints = await request.app[runs_key].checkpoints(tid, query(request, HISTORY_QUERY)["limit"])
+    return web.json_response(views.history(tid, checkpoints))
 
 
 async def logs(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields, validate
@@ -17,6 +18,25 @@ thread_id_field = fields.String(
         THREAD_ID, error="must be 1-64 letters, digits or . _ : - (starting with a letter or digit)"
     )
 )
+
+
+def _json_safe(value: Any) -> Any:
+    """LangGraph state may hold anything: what JSON cannot carry becomes its str()."""
+    return orjson.loads(orjson.dumps(value, default=str))
+
+
+class AnyValue(fields.Raw):
+    """Any value, made JSON-safe when dumped."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return _json_safe(value)
+
+
+class AnyDict(fields.Dict):
+    """A mapping of any values, made JSON-safe when dumped."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return _json_safe(value)
 
 
 def input_json_schema(schema: Schema | None) -> dict[str, Any]:
@@ -61,7 +81,7 @@ class ThreadPath(Schema):
 
 class Pending(Schema):
     interrupt_id = fields.String(required=True)
-    value = fields.Raw(allow_none=True)
+    value = AnyValue(allow_none=True)
     deadline = fields.String(allow_none=True, metadata={"description": "when default_action applies (ISO 8601)"})
     default_action = fields.String(allow_none=True, validate=validate.OneOf(["approve", "reject"]))
 
@@ -81,7 +101,7 @@ class Status(Schema):
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     next = fields.List(fields.String())
     pending = fields.List(fields.Nested(Pending))
-    values = fields.Dict()
+    values = AnyDict()
     checkpoint_id = fields.String(allow_none=True)
     created_at = fields.String()
     updated_at = fields.String()
@@ -176,9 +196,9 @@ class Checkpoint(Schema):
     checkpoint_id = fields.String(required=True)
     parent_checkpoint_id = fields.String(allow_none=True)
     created_at = fields.String(allow_none=True)
-    metadata = fields.Dict()
+    metadata = AnyDict()
     next = fields.List(fields.String())
-    values = fields.Dict()
+    values = AnyDict()
 
 
 class History(Schema):
