@@ -50,7 +50,7 @@ async def test_each_subscriber_gets_each_message_once(bus: Bus) -> None:
         await bus.publish("logs", "end")
         for sub in (s1, s2, s3):
             assert await receive(sub, 101) == [*map(str, range(100)), "end"]
-            assert sub._queue.empty() and sub.dropped == 0
+            assert len(sub._queue) == 0 and sub.dropped == 0
 
 
 async def test_unsubscribe_stops_delivery(bus: Bus) -> None:

@@ -6,30 +6,14 @@ import asyncio
 
 import pytest
 from conftest import eventually
+from pausable import PausableBackend
 
 from app.pubsub import Bus, create_backend
-from app.pubsub.memory import MemoryBackend
-
-
-class GatedBackend(MemoryBackend):
-    """The memory backend, whose publish waits until the test opens the gate (a stalled server)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.entered = asyncio.Event()
-        self.error: Exception | None = None  # what the gate lets through instead of the message
-
-    async def publish(self, channel: str, data: str) -> None:
-        self.entered.set()
-        await self.gate.wait()
-        if self.error is not None:
-            raise self.error
-        await super().publish(channel, data)
 
 
 async def test_a_cancelled_publish_is_not_a_failure() -> None:
-    backend = GatedBackend()
+    backend = PausableBackend()
+    backend.gate.clear()
     async with Bus(backend) as bus:
         task = asyncio.create_task(bus.publish("logs", "x"))
         await asyncio.wait_for(backend.entered.wait(), 5)
@@ -40,9 +24,8 @@ async def test_a_cancelled_publish_is_not_a_failure() -> None:
 
 
 async def test_a_failed_publish_is_counted() -> None:
-    backend = GatedBackend()
+    backend = PausableBackend()
     backend.error = ConnectionError("bus down")
-    backend.gate.set()
     async with Bus(backend) as bus:
         with pytest.raises(ConnectionError):
             await bus.publish("logs", "x")

@@ -8,7 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from app.background import cancel
 from app.pubsub.base import Backend, Message
+from app.pubsub.bounded import DropOldest
 
 logger = logging.getLogger(__name__)
 
@@ -18,14 +20,14 @@ class Subscription:
 
     def __init__(self, channel: str, size: int) -> None:
         self.channel = channel
-        self.dropped = 0
-        self._queue: asyncio.Queue[Message] = asyncio.Queue(size)
+        self._queue: DropOldest[Message] = DropOldest(size)
+
+    @property
+    def dropped(self) -> int:
+        return self._queue.dropped
 
     def _offer(self, message: Message) -> None:
-        if self._queue.full():
-            self._queue.get_nowait()
-            self.dropped += 1
-        self._queue.put_nowait(message)
+        self._queue.put(message)
 
     async def get(self) -> Message:
         return await self._queue.get()
@@ -56,10 +58,7 @@ class Bus:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._listener:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        await cancel(self._listener)
         await self.backend.disconnect()
 
     async def publish(self, channel: str, data: str) -> None:

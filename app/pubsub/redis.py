@@ -13,7 +13,6 @@ import contextlib
 import logging
 import random
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
@@ -21,7 +20,10 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from app.background import cancel
+from app.names import now_iso
 from app.pubsub.base import Message
+from app.pubsub.bounded import DropOldest
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ class RedisBackend:
         self._listen_pool.connection_kwargs["protocol"] = 2  # even if the URL asks for RESP3
         self._publish_pool: ConnectionPool = ConnectionPool.from_url(url, **options)
         self._publisher = Redis(connection_pool=self._publish_pool)
-        self._queue: asyncio.Queue[Message] = asyncio.Queue(queue_size)
+        self._queue: DropOldest[Message] = DropOldest(queue_size)
         self._channels: set[str] = set()
         self._confirmed: dict[str, asyncio.Event] = {}
         self._live: AbstractConnection | None = None
@@ -74,7 +76,6 @@ class RedisBackend:
         self._last_message: float | None = None
         self._publish_failures = 0
         self._reconnects = 0
-        self._dropped = 0
         self._last_error: str | None = None
         self._down_since: float | None = None
         self._ever_up = False
@@ -88,11 +89,8 @@ class RedisBackend:
                 await self._up.wait()
 
     async def disconnect(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self._publisher.aclose()
         await self._publish_pool.aclose()  # a pool passed in is not closed by the client
         await self._listen_pool.aclose()
@@ -133,7 +131,7 @@ class RedisBackend:
             "publish_failures": self._publish_failures,
             "reconnects": self._reconnects,
             "channels": sorted(self._channels),
-            "dropped": self._dropped,
+            "dropped": self._queue.dropped,
             "last_error": self._last_error,
         }
 
@@ -227,7 +225,7 @@ class RedisBackend:
             self._down_since = None
         self._ever_up = True
         self._connected = True
-        self._subscribed_since = datetime.now(UTC).isoformat()
+        self._subscribed_since = now_iso()
         self._up.set()
 
     def _handle(self, response: Any, pending: set[str]) -> None:
@@ -237,15 +235,9 @@ class RedisBackend:
         kind = response[0]
         if kind == b"message":
             self._last_message = time.monotonic()
-            self._offer(Message(response[1].decode(), response[2].decode(errors="replace")))
+            self._queue.put(Message(response[1].decode(), response[2].decode(errors="replace")))
         elif kind == b"subscribe":
             channel = response[1].decode()
             if channel in self._confirmed:
                 self._confirmed[channel].set()
             pending.discard(channel)
-
-    def _offer(self, message: Message) -> None:
-        if self._queue.full():
-            self._queue.get_nowait()
-            self._dropped += 1
-        self._queue.put_nowait(message)
