@@ -30,6 +30,7 @@ from engineio import packet as eio_packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_socket import AsyncSocket
 
+from app.background import cancel
 from app.realtime import websocket
 
 logger = logging.getLogger(__name__)
@@ -205,10 +206,8 @@ class Pings:
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         self._due.clear()
         self._checks.clear()
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from socketio.exceptions import ConnectionRefusedError
 
 from app.auth import Auth, Denied, Token
+from app.background import Tasks
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Guard:
         self._sockets: dict[str, set[tuple[str, str]]] = {}  # token name → {(sid, namespace)}
         self._owner: dict[tuple[str, str], str] = {}
         self._buckets: dict[tuple[str, str], Bucket] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
         auth.on_revoke(self._revoked)
 
     def admit(self, sid: str, namespace: str, auth: object, role: str) -> Token:
@@ -101,11 +102,7 @@ class Guard:
             except Exception:
                 logger.debug("disconnect failed", exc_info=True)
 
-        task = asyncio.create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(run(), name=f"disconnect:{sid}")
 
     async def close(self) -> None:
-        for task in tuple(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()

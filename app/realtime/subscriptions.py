@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.background import Tasks
 from app.names import LEVELS
 from app.store import LogLine, Store
 
@@ -50,7 +50,7 @@ class Subscriptions:
         self._cap = replay_cap
         self._by_thread: dict[str, dict[str, Subscription]] = {}
         self._by_sid: dict[str, dict[str, Subscription]] = {}
-        self._catch_ups: set[asyncio.Task[None]] = set()
+        self._catch_ups = Tasks()
         self.gaps_filled = 0
 
     def count(self, sid: str | None = None) -> int:
@@ -115,14 +115,10 @@ class Subscriptions:
                 # Lines went missing on the live path (bus outage, overflow): fetch them.
                 sub.replaying = True
                 sub.backlog.append(line)
-                task = asyncio.create_task(self._catch_up(sub))
-                self._catch_ups.add(task)
-                task.add_done_callback(self._catch_ups.discard)
+                self._catch_ups.spawn(self._catch_up(sub), name=f"catch-up:{sub.thread_id}")
 
     async def close(self) -> None:
-        for task in tuple(self._catch_ups):
-            task.cancel()
-        await asyncio.gather(*self._catch_ups, return_exceptions=True)
+        await self._catch_ups.close()
 
     async def _catch_up(self, sub: Subscription) -> None:
         try:

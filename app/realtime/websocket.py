@@ -21,7 +21,7 @@ import logging
 import re
 import struct
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,9 @@ from wsproto.events import (
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError
 
+from app.background import Tasks
+from app.names import SECURITY_HEADERS
+
 logger = logging.getLogger(__name__)
 
 CONN = "beacon.websocket"  # environ key of the Conn a handshake came through
@@ -52,7 +55,7 @@ MAX_HEAD = 16 * 1024  # a longer head is aiohttp's to answer (h11's own bound is
 MAX_EARLY = 64 * 1024  # bytes a client may send before its handshake is answered
 CLOSE_TIMEOUT = 5.0  # seconds a closing websocket waits for the client's close frame
 MAX_INBOX = 256  # received packets waiting for their handler before reading pauses
-SECURITY_HEADERS = [(b"X-Content-Type-Options", b"nosniff"), (b"Referrer-Policy", b"no-referrer")]
+HEADERS = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]  # as wsproto takes them
 
 HEAD_END = re.compile(rb"\n\r?\n")  # the blank line that ends a request head, as h11 finds it
 
@@ -165,26 +168,21 @@ class Front:
         self.hard_limit = hard_limit
         self.path = "/" + path.strip("/") + "/"
         self.conns: set[Conn] = set()
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks = Tasks()
         self.http: Callable[[], asyncio.Protocol] | None = None  # aiohttp's protocol factory (web.Server)
 
     def protocol(self) -> Conn:
         return Conn(self)
 
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        return self.tasks.spawn(coro)
 
     async def close(self) -> None:
         """Close every connection still open (Engine.IO has sent its CLOSE packets by now)."""
         for conn in list(self.conns):
             if conn.transport is not None:
                 conn.transport.close()
-        for task in list(self.tasks):
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.tasks.close()
 
 
 class Conn(asyncio.Protocol):
@@ -304,7 +302,7 @@ class Conn(asyncio.Protocol):
     def _reject(self, reply: Reply) -> None:
         assert self.hs is not None
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
-        headers += [*SECURITY_HEADERS, (b"Content-Length", str(len(reply.body)).encode()), (b"Connection", b"close")]
+        headers += [*HEADERS, (b"Content-Length", str(len(reply.body)).encode()), (b"Connection", b"close")]
         data = self.hs.send(RejectConnection(status_code=reply.status, headers=headers, has_body=True))
         data += self.hs.send(RejectData(data=reply.body, body_finished=True))
         self.transport.write(data)
@@ -322,7 +320,7 @@ class Conn(asyncio.Protocol):
             self._reject(Reply(400, [("Content-Type", "text/plain")], b"Bad Request: an upgrade is under way"))
             return
         self.socket = socket
-        self.transport.write(self.hs.send(AcceptConnection(extra_headers=SECURITY_HEADERS)))
+        self.transport.write(self.hs.send(AcceptConnection(extra_headers=HEADERS)))
         self.ws, self.hs = self.hs.connection, None
         self._cancel_timer()
         early, self.raw = bytes(self.raw), None
