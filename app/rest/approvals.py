@@ -9,8 +9,7 @@ from aiohttp import web
 
 from app.keys import services_key
 from app.rest import schemas
-from app.rest.middlewares import InvalidQuery
-from app.rest.parsing import query
+from app.rest.parsing import cursor_errors, query
 from app.store import Approval
 
 APPROVALS_QUERY = schemas.ApprovalsQuery()
@@ -18,10 +17,8 @@ APPROVALS_QUERY = schemas.ApprovalsQuery()
 
 async def list_approvals(request: web.Request) -> web.Response:
     q = query(request, APPROVALS_QUERY)
-    try:
+    with cursor_errors():
         page = await request.app[services_key].store.list_approvals(**q)
-    except ValueError as exc:  # a cursor this store did not produce
-        raise InvalidQuery("invalid query parameters", {"cursor": [str(exc)]}) from None
     now = time.time()
     return web.json_response(
         {"approvals": [_out(a, now) for a in page.approvals], "total": page.total, "next_cursor": page.next_cursor}

@@ -12,8 +12,8 @@ from app.errors import NotFound
 from app.keys import services_key, started_key
 from app.rest import schemas, views
 from app.rest.keys import probe_key, runs_key
-from app.rest.middlewares import InvalidQuery, token_key
-from app.rest.parsing import json_body, query, thread_id
+from app.rest.middlewares import token_key
+from app.rest.parsing import cursor_errors, json_body, query, thread_id
 
 # Schema instances are reused: they hold no per-request state.
 START = schemas.StartRequest()
@@ -57,10 +57,8 @@ async def cancel(request: web.Request) -> web.Response:
 async def list_runs(request: web.Request) -> web.Response:
     q = query(request, RUNS_QUERY)
     store = request.app[services_key].store
-    try:
+    with cursor_errors():
         page = await store.list_runs(**q)
-    except ValueError as exc:  # a cursor this store did not produce
-        raise InvalidQuery("invalid query parameters", {"cursor": [str(exc)]}) from None
     return web.json_response(
         {
             "runs": RUN_OUT.dump(page.runs, many=True),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -11,6 +13,7 @@ from marshmallow import Schema, ValidationError
 from app.errors import Invalid
 from app.names import THREAD_ID
 from app.rest.middlewares import BadRequest, InvalidQuery, UnsupportedMediaType
+from app.rest.schemas import THREAD_ID_RULE
 
 
 async def json_body(request: web.Request, schema: Schema) -> dict[str, Any]:
@@ -36,5 +39,14 @@ def query(request: web.Request, schema: Schema) -> dict[str, Any]:
 def thread_id(request: web.Request) -> str:
     value = request.match_info["thread_id"]
     if not THREAD_ID.match(value):
-        raise Invalid("invalid thread_id", {"thread_id": ["must be 1-64 letters, digits or . _ : -"]})
+        raise Invalid("invalid thread_id", {"thread_id": [THREAD_ID_RULE]})
     return value
+
+
+@contextmanager
+def cursor_errors() -> Iterator[None]:
+    """A page cursor the store did not produce (its ValueError) is a bad query naming `cursor`."""
+    try:
+        yield
+    except ValueError as exc:
+        raise InvalidQuery("invalid query parameters", {"cursor": [str(exc)]}) from None

@@ -13,11 +13,8 @@ from app.config import ROLES, TOKEN_NAME
 from app.names import THREAD_ID
 from app.store import STATUSES
 
-thread_id_field = fields.String(
-    validate=validate.Regexp(
-        THREAD_ID, error="must be 1-64 letters, digits or . _ : - (starting with a letter or digit)"
-    )
-)
+THREAD_ID_RULE = "must be 1-64 letters, digits or . _ : - (starting with a letter or digit)"
+TOKEN_NAME_RULE = "must be 1-64 letters, digits or _ . @ - characters"
 
 
 def _json_safe(value: Any) -> Any:
@@ -60,11 +57,7 @@ class StartRequest(Schema):
     workflow = fields.String(required=True, validate=validate.Length(min=1, max=64))
     input = fields.Dict(load_default=dict)
     thread_id = fields.String(
-        load_default=None,
-        allow_none=True,
-        validate=validate.Regexp(
-            THREAD_ID, error="must be 1-64 letters, digits or . _ : - (starting with a letter or digit)"
-        ),
+        load_default=None, allow_none=True, validate=validate.Regexp(THREAD_ID, error=THREAD_ID_RULE)
     )
 
 
@@ -73,10 +66,6 @@ class StartResponse(Schema):
     workflow = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     created_at = fields.String(required=True)
-
-
-class ThreadPath(Schema):
-    thread_id = thread_id_field
 
 
 class Pending(Schema):
@@ -168,6 +157,7 @@ class ApprovalsPage(Schema):
     total = fields.Integer(required=True)
     next_cursor = fields.String(allow_none=True)
 
+
 class LogsQuery(Schema):
     after = fields.Integer(load_default=0, validate=validate.Range(min=0))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
@@ -234,10 +224,7 @@ class Stats(Schema):
 
 
 class TokenCreate(Schema):
-    name = fields.String(
-        required=True,
-        validate=validate.Regexp(TOKEN_NAME, error="must be 1-64 letters, digits or _ . @ - characters"),
-    )
+    name = fields.String(required=True, validate=validate.Regexp(TOKEN_NAME, error=TOKEN_NAME_RULE))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
 
 

@@ -38,7 +38,7 @@ async def create_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if not TOKEN_NAME.match(name):
-        raise Invalid("invalid token name", {"name": ["must be 1-64 letters, digits or _ . @ - characters"]})
+        raise Invalid("invalid token name", {"name": [schemas.TOKEN_NAME_RULE]})
     record = await request.app[services_key].tokens.revoke(name, by=request[token_key].name)
     return web.json_response(
         {"name": record.name, "role": record.role, "revoked_at": record.revoked_at, "revoked_by": record.revoked_by}
