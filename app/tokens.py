@@ -9,12 +9,12 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from app.auth import RANK, Auth, digest
 from app.background import background
 from app.errors import Conflict, NotFound, TokenExists
+from app.names import now_iso
 from app.pubsub import Bus
 from app.store import Store, TokenRecord
 
@@ -37,7 +37,7 @@ class Tokens:
         if self.auth.find(name):
             raise TokenExists(f"a token named {name!r} exists")
         secret = secrets.token_urlsafe(32)
-        record = TokenRecord(digest(secret), name, role, "api", _now(), by)
+        record = TokenRecord(digest(secret), name, role, "api", now_iso(), by)
         await self.store.add_token(record)
         await self._changed()
         return record, secret
@@ -51,7 +51,7 @@ class Tokens:
         if self.auth.enabled and admins == [token]:
             raise Conflict("the last admin token cannot be revoked: create another admin token first")
         known = self._records.get(token.digest)
-        ts = _now()
+        ts = now_iso()
         record = replace(known, revoked_at=ts, revoked_by=by) if known else (
             TokenRecord(token.digest, token.name, token.role, token.source, ts, None, ts, by)
         )
@@ -108,7 +108,3 @@ class Tokens:
             await self.refresh()
         except Exception:
             logger.warning("could not re-read tokens from the store", exc_info=True)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()

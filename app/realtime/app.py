@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
+from app.background import background
 from app.keys import config_key, services_key, started_key
 from app.metrics import metrics_handler
+from app.names import SECURITY_HEADERS
 from app.realtime.bridge import Bridge
 from app.realtime.engineio_server import EngineIO
 from app.realtime.fanout import Fanout
@@ -48,21 +50,16 @@ class Server(socketio.AsyncServer):
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 async def bridge_ctx(app: web.Application) -> AsyncIterator[None]:
     bridge = app[bridge_key]
-    tasks = [
-        asyncio.create_task(bridge.run_logs(), name="bridge-logs"),
-        asyncio.create_task(bridge.run_admin(), name="bridge-admin"),
-        asyncio.create_task(bridge.fanout.run_notices(), name="fanout-notices"),
-    ]
-    yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    async with background(
+        bridge_logs=bridge.run_logs(), bridge_admin=bridge.run_admin(), fanout_notices=bridge.fanout.run_notices()
+    ):
+        yield
     await app[logs_ns_key].subs.close()
     await app[logs_ns_key].guard.close()
 

@@ -14,7 +14,6 @@ import logging
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -22,6 +21,7 @@ import orjson
 
 from app.config import WebhookConfig
 from app.metrics import Metrics
+from app.names import now_iso
 from app.store import Store
 from app.store.base import Delivery
 from app.webhooks.signing import headers, redact
@@ -34,10 +34,6 @@ CONCURRENCY = 8  # requests in flight per process
 CAPACITY = 1000  # deliveries waiting or retrying per process; past it new ones are dropped, and counted
 
 Outcome = tuple[int | None, str | None, float | None]  # status code, error, Retry-After seconds
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 class Dispatcher:
@@ -68,7 +64,7 @@ class Dispatcher:
                     thread_id=str(data.get("thread_id")),
                     body=body,
                     node=self._node(),
-                    created_at=_now(),
+                    created_at=now_iso(),
                 )
                 self._spawn(hook, delivery, stored=False)
             except Exception:  # never let a notification break the run that caused it
