@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -157,3 +158,11 @@ async def test_run_views_match_the_openapi_document(beacon: Beacon) -> None:
     _, history = await beacon.call("GET", f"/admin/runs/{thread_id}/history")
     assert history["checkpoints"][0]["checkpoint_id"] == done["checkpoint_id"]
     conforms(doc, response("/admin/runs/{thread_id}/history"), history)
+
+
+async def test_admin_stats_names_the_node_as_leases_do(beacon: Beacon) -> None:
+    status, stats = await beacon.call("GET", "/admin/stats")
+    assert status == 200, stats
+    services = beacon.running.services
+    assert services.runs is not None
+    assert stats["node"] == services.node == services.runs.node == f"{socket.gethostname()}:{beacon.running.rest_port}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 
 from aiohttp import web
@@ -104,7 +102,7 @@ async def stats(request: web.Request) -> web.Response:
     runs = request.app[runs_key]
     return web.json_response(
         {
-            "node": f"{socket.gethostname()}:{os.getpid()}",
+            "node": services.node,  # as leases and webhook deliveries name this process
             "uptime_seconds": round(time.monotonic() - request.app[started_key], 3),
             "runs": await services.store.count_by_status(),
             "active_tasks": runs.active,
