@@ -1,12 +1,16 @@
-"""A forced exit (a second Ctrl+C) still stores the log lines a run has already logged."""
+"""A forced exit (a second Ctrl+C, the shutdown deadline) still stores the log lines already logged."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
 import aiohttp
+import pytest
+from conftest import eventually
 from test_restart import BeaconProcess, beacon_proc  # noqa: F401 (a fixture)
 
 LINES = 5000  # five of the SQLite store's 1,000-row statements, each awaited in turn
@@ -59,3 +63,58 @@ async def test_second_ctrl_c_stores_what_was_logged(beacon_proc: BeaconProcess, 
     with contextlib.closing(sqlite3.connect(tmp_path / "b.sqlite")) as db:
         texts = [text for (text,) in db.execute("SELECT text FROM logs WHERE thread_id = ? ORDER BY seq", (thread_id,))]
     assert texts == [f"line {i}" for i in range(1, LINES + 1)], f"{len(texts)} of {LINES} lines stored"
+
+
+class HeldSink:
+    """A log sink whose buffered lines are stored when the test says so."""
+
+    def __init__(self) -> None:
+        self.stored = asyncio.Event()
+
+    async def wait_flushed(self) -> None:
+        await self.stored.wait()
+
+
+@pytest.fixture
+def exits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The codes run.py passes to os._exit, instead of exiting."""
+    codes: list[int] = []
+    monkeypatch.setattr(os, "_exit", codes.append)
+    return codes
+
+
+async def test_deadline_exits_once_the_sink_has_stored_its_lines(exits: list[int]) -> None:
+    import run
+
+    shutdown, held = run.Shutdown(), HeldSink()
+    shutdown.sink = held  # type: ignore[assignment]
+    shutdown.on_deadline()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert exits == []
+    held.stored.set()
+    await eventually(lambda: exits == [1], 1)
+
+
+async def test_forced_exit_waits_a_second_at_most(exits: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    import run
+
+    monkeypatch.setattr(run, "FLUSH_SECONDS", 0.05)
+    shutdown = run.Shutdown()
+    shutdown.sink = HeldSink()  # type: ignore[assignment]  # never stores, as when the store is down
+    shutdown.on_signal("SIGINT")
+    assert shutdown.requested.is_set() and exits == []
+    shutdown.on_signal("SIGINT")
+    await eventually(lambda: exits == [1], 1)
+
+
+async def test_a_third_signal_exits_without_waiting(exits: list[int]) -> None:
+    import run
+
+    shutdown, held = run.Shutdown(), HeldSink()
+    shutdown.sink = held  # type: ignore[assignment]
+    for _ in range(3):
+        shutdown.on_signal("SIGINT")
+    assert exits == [1]
+    held.stored.set()  # the second signal's exit, still waiting, ends too
+    await eventually(lambda: exits == [1, 1], 1)
