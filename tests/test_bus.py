@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from conftest import eventually
 
 from app.pubsub import Bus, Message, Subscription, create_backend
+from app.pubsub.redis import RedisBackend
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -81,3 +84,17 @@ async def test_status(bus: Bus) -> None:
 def test_unknown_scheme() -> None:
     with pytest.raises(ValueError, match="unknown pubsub backend: 'kafka'"):
         create_backend("kafka://x")
+
+
+async def test_the_redis_listener_queue_drops_its_oldest_when_nobody_reads(redis_server: Any) -> None:
+    backend = RedisBackend(redis_server.url, queue_size=3)
+    await backend.connect()
+    try:
+        await backend.subscribe("logs")
+        for i in range(5):
+            await backend.publish("logs", str(i))
+        await eventually(lambda: backend.status()["dropped"] == 2, message=str(backend.status()))
+        async with asyncio.timeout(5):
+            assert [(await backend.next_message()).data for _ in range(3)] == ["2", "3", "4"]
+    finally:
+        await backend.disconnect()
