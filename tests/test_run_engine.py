@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 import orjson
 import pytest
 from conftest import eventually, make_config, running_beacon
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
@@ -40,13 +41,13 @@ class State(TypedDict, total=False):
 def asking() -> Workflow:
     """ask (logs, interrupts) -> finish; counts every entry into each node."""
 
-    def ask(state: State, config: Any) -> dict[str, Any]:
+    def ask(state: State, config: RunnableConfig) -> dict[str, Any]:
         entered[f"{config['configurable']['thread_id']}:ask"] += 1
         logger.info("asking")
         answer = interrupt({"question": "go?"})
         return {"answer": answer["decision"]}
 
-    def finish(state: State, config: Any) -> dict[str, Any]:
+    def finish(state: State, config: RunnableConfig) -> dict[str, Any]:
         entered[f"{config['configurable']['thread_id']}:finish"] += 1
         logger.info("finishing")
         return {"done": True}
@@ -74,6 +75,11 @@ def quick() -> Workflow:
     graph.add_edge(START, "step")
     graph.add_edge("step", END)
     return Workflow(graph)
+
+
+@pytest.fixture(autouse=True)
+def fresh_counts() -> None:
+    entered.clear()
 
 
 class Paused:
@@ -259,7 +265,8 @@ async def test_a_thread_continued_elsewhere_is_numbered_from_the_store(tmp_path:
         await a.store.append_logs([_line("t6", seq, "elsewhere") for seq in (3, 4)])
         with a.sink.scope("t6"):
             logger.info("five")
-        await eventually(lambda: a.sink.tracked == 0, 10)
+        await a.sink.wait_flushed()
+        assert a.sink.tracked == 0
         assert [ln["seq"] for ln in await a.store.get_logs("t6")] == [1, 2, 3, 4, 5]
 
 

@@ -138,45 +138,6 @@ class RunManager:
             return []
         return [snap async for snap in graph.aget_state_history(self._config(thread_id), limit=limit)]
 
-    async def status(self, thread_id: str) -> dict[str, Any]:
-        run = await self._get(thread_id)
-        graph = self._graphs.get(run.workflow)
-        state = await graph.aget_state(self._config(thread_id)) if graph else None
-        pending = []
-        if state is not None and run.status == "waiting_approval":
-            pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
-            pending = await self._with_deadlines(thread_id, pending)
-        return {
-            "thread_id": run.thread_id,
-            "workflow": run.workflow,
-            "status": run.status,
-            "next": list(state.next) if state else [],
-            "pending": pending,
-            "values": _json(state.values) if state else {},
-            "checkpoint_id": (state.config["configurable"].get("checkpoint_id") if state else None),
-            "created_at": run.created_at,
-            "updated_at": run.updated_at,
-            "error": run.error,
-            "decisions": [_decision(d) for d in await self.store.decisions(thread_id)],
-        }
-
-    async def history(self, thread_id: str, limit: int) -> list[dict[str, Any]]:
-        run = await self._get(thread_id)
-        graph = self._graphs.get(run.workflow)
-        if graph is None:
-            return []
-        return [
-            {
-                "checkpoint_id": snap.config["configurable"]["checkpoint_id"],
-                "parent_checkpoint_id": (snap.parent_config or {}).get("configurable", {}).get("checkpoint_id"),
-                "created_at": snap.created_at,
-                "metadata": _json(snap.metadata),
-                "next": list(snap.next),
-                "values": _json(snap.values),
-            }
-            async for snap in graph.aget_state_history(self._config(thread_id), limit=limit)
-        ]
-
     async def decide(
         self,
         thread_id: str,
