@@ -105,9 +105,10 @@ class Shutdown:
 
     def force(self) -> None:
         """Exit with status 1 once the log lines already logged are stored; another signal meanwhile exits at once."""
-        if self._exiting is not None:
+        if self._exiting is None:
+            self._exiting = asyncio.create_task(self._exit(), name="forced-exit")
+        else:
             os._exit(1)
-        self._exiting = asyncio.create_task(self._exit(), name="forced-exit")
 
     async def _exit(self) -> None:
         if self.sink is not None:
