@@ -124,7 +124,7 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
             # Also without hooks, so that deliveries a removed hook left pending are closed as failed.
             dispatcher = Dispatcher(cfg.webhooks, store, services.metrics, lambda: manager.node)
             services.webhooks = await stack.enter_async_context(dispatcher.running())
-            manager.on_status.append(dispatcher.notify)
+            manager.events.on_status.append(dispatcher.notify)
             services.sink = sink
             services.runs = await stack.enter_async_context(manager.running())
         yield services

@@ -6,12 +6,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, StateSnapshot
@@ -28,11 +27,12 @@ from app.errors import (
     StoreUnavailable,
     ThreadExists,
 )
-from app.names import ADMIN_CHANNEL, CONTROL_CHANNEL, now_iso
+from app.names import CONTROL_CHANNEL, now_iso
 from app.pubsub import Bus
 from app.pubsub.outbox import Outbox
 from app.runs.cluster import LEASE_TTL, Cluster
 from app.runs.deadlines import Deadlines, approvals_for, forget
+from app.runs.events import Events, dumps, to_json, with_deadlines
 from app.runs.logsink import LogSink
 from app.store import ACTIVE, Approval, Decision, Run, Store
 from app.workflows import Workflow
@@ -40,11 +40,6 @@ from app.workflows import Workflow
 logger = logging.getLogger(__name__)
 # Lines a run's own log shows about the run itself (captured by the sink, unlike app.*).
 run_log = logging.getLogger("beacon.run")
-
-
-def _json(value: Any) -> Any:
-    """State values may hold anything; what JSON cannot carry becomes its str()."""
-    return orjson.loads(orjson.dumps(value, default=str))
 
 
 @dataclass(frozen=True)
@@ -86,8 +81,7 @@ class RunManager:
         self._cancelling: set[str] = set()
         self._leased: set[str] = set()  # stopped by shutdown: leases to hand back
         self._draining = False
-        # Called with every status event on the node that caused it (webhooks); they must only enqueue.
-        self.on_status: list[Callable[[dict[str, Any]], None]] = []
+        self.events = Events(outbox)
         self.cluster = Cluster(store, bus, self)
 
     # -- public API -------------------------------------------------------------------
@@ -115,7 +109,7 @@ class RunManager:
                 with contextlib.suppress(Exception):
                     await self.store.release(thread_id, self.node)
                 raise
-            self._status_event(run.thread_id, workflow, "running", event="started")
+            self.events.status(run.thread_id, workflow, "running", event="started")
             self.spawn(run.thread_id, workflow, input)
         return run
 
@@ -186,8 +180,8 @@ class RunManager:
                 record = Decision(thread_id, interrupt_id, decision, comment, now_iso(), decided_by, data)
                 await self.store.record_decision(record)
                 await forget(self.store, thread_id, [interrupt_id])
-                self._publish({"type": "approval", "data": {"thread_id": thread_id, **_decision(record)}})
-                self._status_event(thread_id, run.workflow, "running", event="resumed")
+                self.events.decision(record)
+                self.events.status(thread_id, run.workflow, "running", event="resumed")
                 self.spawn(thread_id, run.workflow, Command(resume={interrupt_id: _resume_value(record)}))
         return record
 
@@ -205,8 +199,8 @@ class RunManager:
             await asyncio.gather(task, return_exceptions=True)
         elif run.status == "running":
             # Another node executes it; it also stops at its next checkpoint if this is lost.
-            self.outbox.put(CONTROL_CHANNEL, _dumps({"type": "cancel", "thread_id": thread_id}))
-        self._status_event(thread_id, run.workflow, "cancelled", cancelled_by=by, decided_at=record.decided_at)
+            self.outbox.put(CONTROL_CHANNEL, dumps({"type": "cancel", "thread_id": thread_id}))
+        self.events.status(thread_id, run.workflow, "cancelled", cancelled_by=by, decided_at=record.decided_at)
         return await self._get(thread_id)
 
     def stop_local(self, thread_id: str) -> asyncio.Task[None] | None:
@@ -269,7 +263,7 @@ class RunManager:
     async def pending(self, run: Run) -> list[dict[str, Any]]:
         """The interrupts a waiting run waits on: their ids and (JSON-safe) values."""
         state = await self._graphs[run.workflow].aget_state(self._config(run.thread_id))
-        return [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]
+        return [{"interrupt_id": i.id, "value": to_json(i.value)} for i in state.interrupts]
 
     async def take_over(self, run: Run) -> bool:
         """Execute a `running` run that no live node holds (its node died, or this process restarted)."""
@@ -338,11 +332,6 @@ class RunManager:
             return False
         return True
 
-    async def _with_deadlines(self, thread_id: str, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Each pending approval with its stored deadline and default action (or nulls)."""
-        stored = {a.interrupt_id: a for a in (await self.store.list_approvals(thread_id=thread_id)).approvals}
-        return [{**p, **_deadline(stored.get(p["interrupt_id"]))} for p in pending]
-
     async def _get(self, thread_id: str) -> Run:
         run = await self.store.get_run(thread_id)
         if run is None:
@@ -382,8 +371,7 @@ class RunManager:
                 checkpoint_id = chunk["config"]["configurable"]["checkpoint_id"]
                 if checkpoint_id == seen:
                     continue
-                event = {"thread_id": thread_id, "checkpoint_id": checkpoint_id, "metadata": _json(chunk["metadata"])}
-                self._publish({"type": "run_event", "data": event})
+                self.events.checkpoint(thread_id, checkpoint_id, chunk["metadata"])
                 if self._draining:
                     self._leased.add(thread_id)
                     return  # stopped at a saved checkpoint; resumed on the next start-up
@@ -402,7 +390,7 @@ class RunManager:
     async def _finish(self, graph: Any, thread_id: str, workflow: str) -> None:
         state = await graph.aget_state(self._config(thread_id))
         if state.interrupts:
-            pending = [{"interrupt_id": i.id, "value": _json(i.value)} for i in state.interrupts]  # as pending()
+            pending = [{"interrupt_id": i.id, "value": to_json(i.value)} for i in state.interrupts]  # as pending()
             # Stored before the status flips, so the queue and the deadline timer see every waiting run.
             since = datetime.now(UTC)
             await self.store.put_approvals(
@@ -410,57 +398,27 @@ class RunManager:
             )
             if await self.store.set_status(thread_id, "waiting_approval", expect=["running"]):
                 run_log.info("waiting for approval")
-                pending = await self._with_deadlines(thread_id, pending)
-                self._status_event(thread_id, workflow, "waiting_approval", pending=pending)
+                stored = (await self.store.list_approvals(thread_id=thread_id)).approvals
+                pending = with_deadlines(pending, {a.interrupt_id: a for a in stored})
+                self.events.status(thread_id, workflow, "waiting_approval", pending=pending)
         elif await self.store.set_status(thread_id, "completed", expect=["running"]):
             await forget(self.store, thread_id)
             run_log.info("run completed")
-            self._status_event(thread_id, workflow, "completed")
+            self.events.status(thread_id, workflow, "completed")
 
     async def _fail(self, thread_id: str, workflow: str, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"
         run_log.error("run failed: %s", error, exc_info=True)
         try:
             if await self.store.set_status(thread_id, "failed", expect=["running"], error=error):
-                self._status_event(thread_id, workflow, "failed", error=error)
+                self.events.status(thread_id, workflow, "failed", error=error)
         except Exception:
             logger.exception("could not record the failure of run %s", thread_id)
-
-    def _status_event(self, thread_id: str, workflow: str, status: str, **extra: Any) -> None:
-        data = {"thread_id": thread_id, "workflow": workflow, "status": status, "at": now_iso(), **extra}
-        self._publish({"type": "run_status", "data": data})
-        for hook in self.on_status:
-            hook(data)
-
-    def _publish(self, event: dict[str, Any]) -> None:
-        # Through the outbox: a slow or absent bus never delays a run or a request.
-        self.outbox.put(ADMIN_CHANNEL, _dumps(event))
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value, default=str).decode()
 
 
 def _resume_value(d: Decision) -> dict[str, Any]:
     """What a workflow's `interrupt()` returns for a decision."""
     return {"decision": d.decision, "comment": d.comment, "data": d.data}
-
-
-def _deadline(approval: Approval | None) -> dict[str, Any]:
-    if approval is None or approval.deadline is None:
-        return {"deadline": None, "default_action": None}
-    return {"deadline": approval.deadline_at, "default_action": approval.default_action}
-
-
-def _decision(d: Decision) -> dict[str, Any]:
-    return {
-        "interrupt_id": d.interrupt_id,
-        "decision": d.decision,
-        "comment": d.comment,
-        "decided_at": d.decided_at,
-        "decided_by": d.decided_by,
-        "data": d.data,
-    }
 
 
 __all__: Sequence[str] = ["RunManager"]
