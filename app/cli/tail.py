@@ -12,6 +12,7 @@ from typing import Any
 
 import socketio
 
+from app.background import cancel
 from app.cli.client import Api, CliError, tcp_error, unreachable
 from app.cli.output import err, format_line, out, use_colour
 from app.names import LEVELS
@@ -113,8 +114,7 @@ class Follower:
             raise CliError(f"Socket.IO at {self.url} refused the connection: {exc}") from None
 
     async def close(self) -> None:
-        if self._subscribing is not None:
-            self._subscribing.cancel()
+        await cancel(self._subscribing)
         await self.sio.disconnect()
 
     def finish(self, status: str) -> None:

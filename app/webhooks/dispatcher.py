@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from app.background import Tasks
 from app.config import WebhookConfig
 from app.metrics import Metrics
 from app.names import now_iso
@@ -43,7 +44,7 @@ class Dispatcher:
         self.metrics = metrics
         self._node = node  # the run manager's name for this process, final once the REST port is bound
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
         self._slots = asyncio.Semaphore(CONCURRENCY)
 
     def notify(self, data: dict[str, Any]) -> None:
@@ -98,9 +99,7 @@ class Dispatcher:
                 yield self
             finally:
                 self._session = None
-                for task in self._tasks:
-                    task.cancel()
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self._tasks.close()
 
     @property
     def backlog(self) -> int:
@@ -114,9 +113,7 @@ class Dispatcher:
             logger.warning("webhook %s for %s dropped: %d deliveries are already queued", delivery.event,
                            delivery.hook, len(self._tasks))
             return
-        task = asyncio.create_task(self._deliver(hook, delivery, stored), name=f"webhook:{delivery.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(self._deliver(hook, delivery, stored), name=f"webhook:{delivery.id}")
 
     async def _deliver(self, hook: WebhookConfig, d: Delivery, stored: bool) -> None:
         if not stored:
