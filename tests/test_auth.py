@@ -190,7 +190,7 @@ async def test_s1_origin_is_checked_with_a_valid_token(beacon: Beacon) -> None:
         async with http.get(url, headers={"Origin": "https://evil.example"}) as resp:
             assert resp.status == 400
             assert "is not an accepted origin" in await resp.text()
-        async with http.get(url, headers={"Origin": "http://127.0.0.1:8000"}) as resp:
+        async with http.get(url, headers={"Origin": beacon.rest}) as resp:  # the default: the bound REST port
             assert resp.status == 200
     evil = socketio.AsyncClient(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
