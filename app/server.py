@@ -70,7 +70,7 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
         try:
             if with_realtime:
                 runners.append(await _start(create_realtime_app(services), cfg.realtime.host, cfg.realtime.port))
-                running.realtime_port = _bound_port(runners[-1])
+                running.realtime_port = services.realtime_port = _bound_port(runners[-1])
                 services.node = f"{socket.gethostname()}:{running.realtime_port}"
             if with_rest:
                 runners.append(await _start(create_rest_app(services), cfg.rest.host, cfg.rest.port))

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -14,6 +14,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from app.auth import Auth, load_auth
 from app.config import Config
 from app.metrics import Metrics
+from app.origins import Origins
 from app.pubsub import Bus, create_backend
 from app.pubsub.outbox import Outbox
 from app.runs.logsink import LogSink
@@ -39,6 +40,8 @@ class Services:
     # (leases, webhook deliveries and /stats all name it so). serve() sets it once the port is bound.
     node: str = ""
     rest_port: int = 0  # the REST listener's bound port in this process (0: none, or not yet bound)
+    realtime_port: int = 0  # the same for the realtime listener
+    origins: Origins = field(default_factory=lambda: Origins((), lambda: 0))  # open_services sets the real one
     sink: LogSink | None = None  # where the REST listener runs
     runs: RunManager | None = None  # only where the REST listener runs
     webhooks: Dispatcher | None = None  # there too
@@ -114,6 +117,8 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
         bus = await stack.enter_async_context(Bus(create_backend(cfg.pubsub.url), cfg.pubsub.queue_size))
         tokens = await stack.enter_async_context(Tokens(auth, store, bus).following())
         services = Services(cfg, store, bus, _bus_metrics(Metrics(), bus), auth, tokens, login_token)
+        # Browser origins for both listeners: `{rest_port}` is the port the REST listener bound.
+        services.origins = Origins(cfg.realtime.cors_origins, lambda: services.rest_port or cfg.rest.port)
         if with_runs:
             checkpointer = await stack.enter_async_context(open_checkpointer(cfg.store.url))
             outbox = await stack.enter_async_context(Outbox(bus).running())

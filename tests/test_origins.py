@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import Beacon, make_config, running_beacon
 
-from app.realtime.health import Origins
+from app.origins import Origins
 
 HANDSHAKE = "/socket.io/?EIO=4&transport=polling"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, ROOT, TOKEN, Beacon, free_port, make_config, need_binary, running_beacon
+from conftest import IN_CI, ROOT, TOKEN, Beacon, make_config, need_binary, running_beacon
 from faultproxy import FaultProxy
 from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
 
@@ -65,9 +65,9 @@ class UI:
 async def ui(tmp_path: Path) -> AsyncIterator[UI]:
     chromium = need_binary("chromium")
     ui_dir = need_ui()
-    # REST on a port picked at bind time and the default origins: the page's own origin is allowed.
-    # (A fixed realtime port: /ui/config.json names the configured one.)
-    cfg = make_config(tmp_path, **{"realtime.port": free_port(), "rest.ui_dir": str(ui_dir)})
+    # Both listeners on ports picked at bind time and the default origins: /ui/config.json names
+    # the bound realtime port, and the page's own origin is allowed.
+    cfg = make_config(tmp_path, **{"rest.ui_dir": str(ui_dir)})
     async with running_beacon(cfg) as beacon, async_playwright() as pw:
         status, _ = await beacon.call("GET", "/ui/config.json")
         assert status == 200, "the REST app does not serve the UI: create_rest_app must call setup_ui"
@@ -136,9 +136,9 @@ async def test_ui_routes(tmp_path: Path) -> None:
     (ui_dir / "run" / "index.html").write_text("<p>run</p>")
     (ui_dir / "about.html").write_text("<p>about</p>")
     (tmp_path / "secret.txt").write_text("no")
-    realtime_port = free_port()
-    cfg = make_config(tmp_path, **{"rest.ui_dir": str(ui_dir), "realtime.port": realtime_port})
+    cfg = make_config(tmp_path, **{"rest.ui_dir": str(ui_dir)})  # realtime on port 0: the bound one is named
     async with running_beacon(cfg) as beacon:
+        realtime_port = beacon.running.realtime_port
         for path, body in (("/ui/", "runs"), ("/ui/run/", "run"), ("/ui/run", "run"), ("/ui/about", "about")):
             async with beacon.http.get(beacon.rest + path) as resp:
                 assert resp.status == 200 and body in await resp.text(), path

@@ -19,7 +19,7 @@ from app.realtime.bridge import Bridge
 from app.realtime.engineio_server import EngineIO
 from app.realtime.fanout import Fanout
 from app.realtime.guard import Guard
-from app.realtime.health import Origins, allow_origins, health, stats
+from app.realtime.health import allow_origins, health, stats
 from app.realtime.keys import admin_ns_key, bridge_key, front_key, logs_ns_key, sio_key
 from app.realtime.namespaces import AdminNamespace, LogsNamespace
 from app.realtime.subscriptions import Subscriptions
@@ -84,7 +84,7 @@ async def disconnect_clients(app: web.Application) -> None:
 def create_realtime_app(services: Services) -> web.Application:
     cfg = services.config.realtime
     # Where no REST listener runs here (realtime only), the REST nodes' configured port.
-    origins = Origins(cfg.cors_origins, lambda: services.rest_port or services.config.rest.port)
+    origins = services.origins
     if origins.any:
         logger.warning("SOCKETIO_CORS_ORIGINS is '*': any web site may open Socket.IO connections to Beacon")
     sio = Server(

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from app.keys import services_key, started_key
+from app.origins import Origins
 from app.realtime.engineio_server import EngineIO
 from app.realtime.keys import admin_ns_key, bridge_key, logs_ns_key, sio_key
 from app.realtime.websocket import Conn
@@ -84,26 +85,6 @@ def _websockets(eio: EngineIO) -> dict[str, int]:
         "engineio_sockets": len(eio.sockets),  # every transport, open or closing
         "pings_scheduled": len(eio.pings),
     }
-
-
-class Origins:
-    """The browser origins allowed on the realtime listener, with `{rest_port}` read at each check.
-
-    The realtime app is built before the REST listener binds its port (port 0 picks it then), so
-    python-socketio gets this callable for `cors_allowed_origins`, not a list fixed at start.
-    """
-
-    def __init__(self, patterns: tuple[str, ...], rest_port: Callable[[], int]) -> None:
-        self.patterns = patterns
-        self.any = "*" in patterns
-        self._rest_port = rest_port
-
-    def __call__(self, origin: str | None, environ: object = None) -> bool:
-        return origin is not None and (self.any or origin in self.allowed())
-
-    def allowed(self) -> tuple[str, ...]:
-        port = str(self._rest_port())
-        return tuple(pattern.replace("{rest_port}", port) for pattern in self.patterns)
 
 
 def allow_origins(origins: Origins) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:

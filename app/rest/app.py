@@ -39,7 +39,7 @@ def create_rest_app(services: Services) -> web.Application:
         raise ValueError("the REST app needs the run manager (open_services(with_runs=True))")
     cfg = services.config
     middlewares = [
-        cors(cfg.realtime.cors_origins),
+        cors(services.origins),
         timing(services.metrics),
         errors,
         authenticate(services.auth, route_roles()),
@@ -64,7 +64,8 @@ def create_rest_app(services: Services) -> web.Application:
     oldest.set_function(probe.oldest_approval_age)
     app[started_key] = time.monotonic()
     setup_routes(app)
-    setup_ui(app, Path(services.config.rest.ui_dir), services.config.realtime.port or None)
+    # The realtime port this process bound, else the configured one (None: the page derives one).
+    setup_ui(app, Path(cfg.rest.ui_dir), lambda: services.realtime_port or cfg.realtime.port or None)
     app.router.add_get("/openapi.json", openapi(ROUTES))
     app.router.add_get("/metrics", metrics_handler(services.metrics))
     app.on_response_prepare.append(security_headers)

@@ -17,6 +17,7 @@ from app.auth import Auth, Denied, Token
 from app.errors import BeaconError
 from app.metrics import Metrics
 from app.names import SECURITY_HEADERS
+from app.origins import Origins
 
 logger = logging.getLogger(__name__)
 
@@ -123,14 +124,13 @@ def authenticate(auth: Auth, roles: Mapping[tuple[str, str], str]) -> Any:
     return middleware
 
 
-def cors(origins: tuple[str, ...]) -> Any:
+def cors(origins: Origins) -> Any:
     """Let the admin UI on another origin (`realtime.cors_origins`) call the API with its token."""
-    any_origin = "*" in origins
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        allowed = origin is not None and (any_origin or origin in origins)
+        allowed = origins(origin)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             if not allowed:
                 return web.Response(status=403, text="origin not allowed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -12,13 +13,14 @@ from app.errors import NotFound
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def setup_ui(app: web.Application, ui_dir: Path, realtime_port: int | None) -> None:
+def setup_ui(app: web.Application, ui_dir: Path, realtime_port: Callable[[], int | None]) -> None:
     """Serve `ui_dir` under /ui/ (path, path.html, path/index.html) and redirect / and /ui there."""
     root = ui_dir.resolve()
 
     async def config(request: web.Request) -> web.Response:
         # The page joins its own scheme and host name to this port (None: it derives one itself).
-        return web.json_response({"socketio_port": realtime_port}, headers={"Cache-Control": "no-store"})
+        # Read per request: the realtime listener may be on a port it picked (0) in this process.
+        return web.json_response({"socketio_port": realtime_port()}, headers={"Cache-Control": "no-store"})
 
     async def redirect(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/ui/" + (f"?{request.query_string}" if request.query_string else ""))
