@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import logging.config
 import os
@@ -112,8 +111,7 @@ class Shutdown:
 
     async def _exit(self) -> None:
         if self.sink is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.sink.wait_flushed(), FLUSH_SECONDS)
+            await self.sink.flushed(FLUSH_SECONDS)
         os._exit(1)
 
 

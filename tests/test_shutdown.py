@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 from conftest import eventually
 from test_restart import BeaconProcess, beacon_proc  # noqa: F401 (a fixture)
+from test_run_engine import Paused
+
+from app.pubsub import Bus, create_backend
+from app.pubsub.outbox import Outbox
+from app.runs.logsink import LogSink
+from app.store import open_store
 
 LINES = 5000  # five of the SQLite store's 1,000-row statements, each awaited in turn
 
@@ -65,14 +74,29 @@ async def test_second_ctrl_c_stores_what_was_logged(beacon_proc: BeaconProcess, 
     assert texts == [f"line {i}" for i in range(1, LINES + 1)], f"{len(texts)} of {LINES} lines stored"
 
 
-class HeldSink:
-    """A log sink whose buffered lines are stored when the test says so."""
+@dataclass
+class Held:
+    """A real log sink holding one line it cannot store until `release` is set."""
 
-    def __init__(self) -> None:
-        self.stored = asyncio.Event()
+    sink: LogSink
+    release: asyncio.Event
 
-    async def wait_flushed(self) -> None:
-        await self.stored.wait()
+
+@pytest.fixture
+async def held(tmp_path: Path) -> AsyncIterator[Held]:
+    async with contextlib.AsyncExitStack() as stack:
+        store = Paused(await stack.enter_async_context(open_store(f"sqlite:///{tmp_path}/held.sqlite")))
+        bus = await stack.enter_async_context(Bus(create_backend("memory://"), 100))
+        outbox = await stack.enter_async_context(Outbox(bus).running())
+        sink = await stack.enter_async_context(LogSink(store, outbox, 4096).installed())  # type: ignore[arg-type]
+        reached, release = store.hold("append_logs")
+        with sink.scope("t1"):
+            logging.getLogger("held").warning("a line")
+        await asyncio.wait_for(reached.wait(), 10)
+        try:
+            yield Held(sink, release)
+        finally:
+            release.set()
 
 
 @pytest.fixture
@@ -83,38 +107,40 @@ def exits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return codes
 
 
-async def test_deadline_exits_once_the_sink_has_stored_its_lines(exits: list[int]) -> None:
+async def test_deadline_exits_once_the_sink_has_stored_its_lines(exits: list[int], held: Held) -> None:
     import run
 
-    shutdown, held = run.Shutdown(), HeldSink()
-    shutdown.sink = held  # type: ignore[assignment]
+    shutdown = run.Shutdown()
+    shutdown.sink = held.sink
     shutdown.on_deadline()
     for _ in range(10):
         await asyncio.sleep(0)
     assert exits == []
-    held.stored.set()
+    held.release.set()
     await eventually(lambda: exits == [1], 1)
 
 
-async def test_forced_exit_waits_a_second_at_most(exits: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_forced_exit_waits_a_second_at_most(
+    exits: list[int], held: Held, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import run
 
     monkeypatch.setattr(run, "FLUSH_SECONDS", 0.05)
     shutdown = run.Shutdown()
-    shutdown.sink = HeldSink()  # type: ignore[assignment]  # never stores, as when the store is down
+    shutdown.sink = held.sink  # never stores, as when the store is down
     shutdown.on_signal("SIGINT")
     assert shutdown.requested.is_set() and exits == []
     shutdown.on_signal("SIGINT")
     await eventually(lambda: exits == [1], 1)
 
 
-async def test_a_third_signal_exits_without_waiting(exits: list[int]) -> None:
+async def test_a_third_signal_exits_without_waiting(exits: list[int], held: Held) -> None:
     import run
 
-    shutdown, held = run.Shutdown(), HeldSink()
-    shutdown.sink = held  # type: ignore[assignment]
+    shutdown = run.Shutdown()
+    shutdown.sink = held.sink
     for _ in range(3):
         shutdown.on_signal("SIGINT")
     assert exits == [1]
-    held.stored.set()  # the second signal's exit, still waiting, ends too
+    held.release.set()  # the second signal's exit, still waiting, ends too
     await eventually(lambda: exits == [1, 1], 1)
