@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from app.background import background
 from app.rest.keys import probe_key
 from app.rest.probe import INTERVAL
 
@@ -21,8 +21,5 @@ async def probe_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.sleep(INTERVAL)
             await probe.check()
 
-    task = asyncio.create_task(loop(), name="health-probe")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with background(health_probe=loop()):
+        yield

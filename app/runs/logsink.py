@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import orjson
 
+from app.background import cancel
 from app.names import LOGS_CHANNEL, iso
 from app.pubsub.outbox import Outbox
 from app.runs.context import RunScope, current_run
@@ -197,6 +198,4 @@ class LogSink(logging.Handler):
             root.removeHandler(self)
             root.setLevel(previous)
             await self.flushed(timeout=5)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel(task)

@@ -16,7 +16,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, StateSnapshot
 from marshmallow import ValidationError
 
-from app.background import background
+from app.background import background, cancel
 from app.errors import (
     Conflict,
     Invalid,
@@ -218,9 +218,7 @@ class RunManager:
             return
         logger.info("waiting up to %.1fs for %d run(s) to reach a checkpoint", grace, len(tasks))
         _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await cancel(*pending)
 
     async def release_all(self) -> None:
         """After a drain: hand the stopped runs' leases back so any node may resume them."""
