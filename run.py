@@ -98,6 +98,10 @@ class Shutdown:
         logger.warning("second %s: exiting now", signame)
         self.force()
 
+    @property
+    def forced(self) -> asyncio.Task[None] | None:
+        return self._exiting
+
     def on_deadline(self) -> None:
         logger.error("shutdown timeout reached")
         self.force()
@@ -149,6 +153,8 @@ async def main(args: argparse.Namespace) -> int:
         print(f"Store {cfg.store.url} · bus {cfg.pubsub.url} · press Ctrl+C to stop", flush=True)
         await shutdown.requested.wait()
         loop.call_later(cfg.runs.grace_period + 15, shutdown.on_deadline)
+    if shutdown.forced is not None:
+        await shutdown.forced  # a forced exit under way (exits 1) outlives the graceful end
     logger.info("stopped")
     return 0
 

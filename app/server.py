@@ -15,7 +15,6 @@ from app.config import MODES, Config, ConfigError
 from app.realtime.app import create_realtime_app
 from app.realtime.keys import front_key
 from app.realtime.websocket import Site
-from app.rest.app import create_rest_app
 from app.services import Services, open_services
 
 logger = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
             "Set PUBSUB_URL=redis://host:6379/0 (and a shared STORE_URL), or run both with 'python run.py'."
         )
     with_rest, with_realtime = mode in ("all", "rest"), mode in ("all", "realtime")
-    async with open_services(cfg, with_runs=with_rest) as services:
+    async with open_services(cfg, with_runs=with_rest) as services, contextlib.AsyncExitStack() as background:
         running = Running(services)
         runners: list[web.AppRunner] = []
         try:
@@ -73,10 +72,15 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
                 running.realtime_port = services.realtime_port = _bound_port(runners[-1])
                 services.node = f"{socket.gethostname()}:{running.realtime_port}"
             if with_rest:
+                from app.rest.app import create_rest_app  # LangGraph loads only where runs execute
+
                 runners.append(await _start(create_rest_app(services), cfg.rest.host, cfg.rest.port))
                 running.rest_port = services.rest_port = _bound_port(runners[-1])
                 assert services.runs is not None
                 services.node = services.runs.node = f"{socket.gethostname()}:{running.rest_port}"
+                # Its background (deadlines, leases, take-overs) starts under the final node name,
+                # or a lease claimed as host:0 would never be renewed or released.
+                await background.enter_async_context(services.runs.running())
                 resumed = await services.runs.cluster.resume_interrupted()
                 if resumed:
                     logger.info("resumed %d interrupted run(s)", resumed)
@@ -85,6 +89,7 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
             yield running
         finally:
             if services.runs is not None:
-                await services.runs.drain(cfg.runs.grace_period)
+                await services.runs.drain(cfg.runs.grace_period)  # leases still renewed meanwhile
                 await services.runs.release_all()
+            await background.aclose()
             await asyncio.gather(*(r.cleanup() for r in runners), return_exceptions=True)

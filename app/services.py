@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
-
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from typing import TYPE_CHECKING
 
 from app.auth import Auth, load_auth
 from app.config import Config
@@ -18,13 +15,12 @@ from app.origins import Origins
 from app.pubsub import Bus, create_backend
 from app.pubsub.outbox import Outbox
 from app.runs.logsink import LogSink
-from app.runs.manager import RunManager
 from app.store import Store, open_store
-from app.store.base import CHECKPOINTS_LOCK
-from app.store.urls import sqlite_path
 from app.tokens import Tokens
 from app.webhooks import Dispatcher
-from app.workflows import load_workflows
+
+if TYPE_CHECKING:
+    from app.runs.manager import RunManager
 
 
 @dataclass
@@ -47,49 +43,6 @@ class Services:
     webhooks: Dispatcher | None = None  # there too
 
 
-@contextlib.asynccontextmanager
-async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
-    """LangGraph's own saver for the store's engine; SQLite gets a file beside the store's."""
-    scheme = url.split("://", 1)[0]
-    if scheme == "sqlite":
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-        path = sqlite_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        async with AsyncSqliteSaver.from_conn_string(str(path.with_suffix(".checkpoints.sqlite"))) as saver:
-            await saver.setup()
-            yield saver
-    else:
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # type: ignore[import-not-found,unused-ignore]
-
-        async with AsyncPostgresSaver.from_conn_string(url) as saver:
-            async with schema_lock(url):
-                await saver.setup()
-            yield saver
-
-
-@contextlib.asynccontextmanager
-async def schema_lock(url: str, timeout: float = 120.0) -> AsyncIterator[None]:
-    """Serialize LangGraph's migrations when several REST nodes start on a new database.
-
-    A try-lock in a loop, not pg_advisory_lock: the migrations build indexes CONCURRENTLY,
-    which wait for other sessions' open transactions, a blocked lock call among them.
-    """
-    import psycopg
-
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        deadline = asyncio.get_running_loop().time() + timeout
-        take = "SELECT pg_try_advisory_lock(%s)"
-        while not (await (await conn.execute(take, (CHECKPOINTS_LOCK,))).fetchone() or [0])[0]:
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError("another node holds the schema lock")
-            await asyncio.sleep(0.1)
-        try:
-            yield
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINTS_LOCK,))
-
-
 def _bus_metrics(metrics: Metrics, bus: Bus) -> Metrics:
     metrics.family(
         "counter",
@@ -110,7 +63,12 @@ def _bus_metrics(metrics: Metrics, bus: Bus) -> Metrics:
 
 @contextlib.asynccontextmanager
 async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator[Services]:
-    workflows = load_workflows(cfg.workflows) if with_runs else {}
+    if with_runs:  # LangGraph and the graphs load only where runs execute, not on a realtime node
+        from app.runs.checkpoints import open_checkpointer
+        from app.runs.manager import RunManager
+        from app.workflows import load_workflows
+
+        workflows = load_workflows(cfg.workflows)
     auth, login_token = load_auth(cfg)
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(cfg.store.url))
@@ -124,12 +82,12 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
             outbox = await stack.enter_async_context(Outbox(bus).running())
             sink = await stack.enter_async_context(LogSink(store, outbox, cfg.runs.max_line_bytes).installed())
             node = f"{socket.gethostname()}:{cfg.rest.port}"  # serve() renames it once bound
-            manager = RunManager(store, bus, outbox, checkpointer, workflows, sink, node)
+            manager = RunManager(store, bus, outbox, checkpointer, workflows, sink, node)  # started by serve()
             # Entered before the manager's tasks and closed after them: final status changes are still sent.
             # Also without hooks, so that deliveries a removed hook left pending are closed as failed.
             dispatcher = Dispatcher(cfg.webhooks, store, services.metrics, lambda: manager.node)
             services.webhooks = await stack.enter_async_context(dispatcher.running())
             manager.events.on_status.append(dispatcher.notify)
             services.sink = sink
-            services.runs = await stack.enter_async_context(manager.running())
+            services.runs = manager
         yield services

@@ -20,12 +20,14 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
-from app.errors import NotWaiting, ShuttingDown
+from app.errors import NotWaiting, ShuttingDown, StaleInterrupt
 from app.names import LOGS_CHANNEL
 from app.pubsub import Bus, create_backend
 from app.pubsub.outbox import Outbox
+from app.runs import manager as manager_module
 from app.runs.logsink import LogSink
 from app.runs.manager import RunManager
+from app.services import open_services
 from app.store import LogLine, Store, open_store
 from app.workflows import Workflow
 
@@ -61,6 +63,44 @@ def asking() -> Workflow:
     return Workflow(graph)
 
 
+def twice() -> Workflow:
+    """Two approvals in a row: first, then second."""
+
+    def first(state: State) -> dict[str, Any]:
+        interrupt({"question": "first?"})
+        return {}
+
+    def second(state: State) -> dict[str, Any]:
+        interrupt({"question": "second?"})
+        return {"done": True}
+
+    graph = StateGraph(State)
+    graph.add_node("first", first)
+    graph.add_node("second", second)
+    graph.add_edge(START, "first")
+    graph.add_edge("first", "second")
+    graph.add_edge("second", END)
+    return Workflow(graph)
+
+
+def blocking() -> Workflow:
+    """One node that waits for the test's `go` event (a long step)."""
+
+    async def step(state: dict[str, Any]) -> dict[str, Any]:
+        logger.info("working")
+        await go.wait()
+        return {"ok": True}
+
+    graph = StateGraph(dict)
+    graph.add_node("step", step)
+    graph.add_edge(START, "step")
+    graph.add_edge("step", END)
+    return Workflow(graph)
+
+
+go = asyncio.Event()
+
+
 def quick() -> Workflow:
     """One node that logs and ends, or fails when asked to."""
 
@@ -80,6 +120,7 @@ def quick() -> Workflow:
 @pytest.fixture(autouse=True)
 def fresh_counts() -> None:
     entered.clear()
+    go.clear()
 
 
 class Paused:
@@ -88,6 +129,7 @@ class Paused:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._holds: dict[str, tuple[bool, asyncio.Event, asyncio.Event]] = {}
+        self.results: dict[str, Any] = {}  # what each held call returned
 
     def hold(self, name: str, *, after: bool = False) -> tuple[asyncio.Event, asyncio.Event]:
         """The next call to `name` sets the first event and waits for the second."""
@@ -105,7 +147,7 @@ class Paused:
             if not after:
                 reached.set()
                 await release.wait()
-            result = await method(*args, **kw)
+            result = self.results[name] = await method(*args, **kw)
             if after:
                 reached.set()
                 await release.wait()
@@ -132,7 +174,7 @@ async def node(tmp_path: Path, name: str) -> AsyncIterator[Node]:
         bus = await stack.enter_async_context(Bus(create_backend("memory://"), 1000))
         outbox = await stack.enter_async_context(Outbox(bus).running())
         sink = await stack.enter_async_context(LogSink(store, outbox, 4096).installed())  # type: ignore[arg-type]
-        workflows = {"asking": asking(), "quick": quick()}
+        workflows = {"asking": asking(), "quick": quick(), "twice": twice(), "blocking": blocking()}
         manager = RunManager(store, bus, outbox, saver, workflows, sink, name)  # type: ignore[arg-type]
         yield Node(manager, store, sink, bus)
         await manager.drain(2)
@@ -219,6 +261,147 @@ async def test_a_starting_node_refuses_runs_while_shutting_down(tmp_path: Path) 
             await a.manager.start("quick", {})
 
 
+@pytest.mark.parametrize("nodes", ["one node", "two nodes"])
+async def test_a_run_that_began_to_wait_after_the_listing_is_not_taken_over(tmp_path: Path, nodes: str) -> None:
+    """The scan lists the run as running; before it claims, the run waits and hands its lease back."""
+    async with node(tmp_path, "a:1") as a, node(tmp_path, "b:2") as b:
+        scanner = a if nodes == "one node" else b
+        stored, store = a.store.hold("put_approvals")  # the run's step is about to wait
+        await a.manager.start("asking", {}, "t7")
+        await asyncio.wait_for(stored.wait(), 10)
+        listed, resume_scan = scanner.store.hold("list_runs", after=True)
+        scan = asyncio.ensure_future(scanner.manager.cluster.resume_interrupted())
+        await asyncio.wait_for(listed.wait(), 10)  # t7 is on the page as running
+        store.set()
+        await settled(a, "t7", "waiting_approval")  # its lease is free again
+        resume_scan.set()
+        assert await scan == 0
+        await settled(scanner, "t7", "waiting_approval")
+        assert entered["t7:ask"] == 1
+
+
+async def test_nothing_starts_while_draining_and_drain_waits_for_a_decision_in_flight(tmp_path: Path) -> None:
+    async with node(tmp_path, "a:1") as a:
+        await waiting(a, "t8")
+        await waiting(a, "t8b")
+        orphan = await a.store.create_run("t8c", "quick", {})  # running, and no node holds it
+        reached, release = a.store.hold("record_decision")
+        decision = asyncio.ensure_future(a.manager.decide("t8", "approve"))
+        await asyncio.wait_for(reached.wait(), 10)
+        drain = asyncio.ensure_future(a.manager.drain(30))
+        await waiting_for(lambda: a.manager.draining)
+        with pytest.raises(ShuttingDown):
+            await a.manager.decide("t8b", "approve")
+        assert not await a.manager.take_over(orphan)
+        assert not drain.done()  # the decision in flight is still to spawn its run
+        release.set()
+        await decision
+        await drain
+        assert a.manager.footprint()["tasks"] == 0
+
+
+async def test_a_run_stopped_before_its_first_checkpoint_is_taken_over_with_its_input(tmp_path: Path) -> None:
+    async with node(tmp_path, "a:1") as a:
+        await a.store.create_run("t14", "quick", {"fail": False})  # its node died before the first save
+        assert await a.manager.cluster.resume_interrupted() == 1
+        await settled(a, "t14", "completed")
+
+
+async def waiting_for(check: Any) -> None:
+    await eventually(check, 10, 0.01)
+
+
+async def test_a_node_whose_lease_lapsed_stops_the_run_and_another_continues(tmp_path: Path) -> None:
+    async with node(tmp_path, "a:1") as a, node(tmp_path, "b:2") as b:
+        await a.manager.start("blocking", {}, "t9")
+        await waiting_for(lambda: "t9" in a.manager.holding)
+        assert await a.store.renew("a:1", ["t9"], -1) == {"t9"}  # as if the store was away 15 s
+        assert await b.store.claim("t9", "b:2", 15)  # and b's scan claimed it first
+        await a.manager.cluster.renew_leases()
+        await waiting_for(lambda: "t9" not in a.manager.executing)
+        assert (await a.store.get_run("t9")).status == "running"  # type: ignore[union-attr]  # not cancelled
+        await b.store.release("t9", "b:2")
+        assert await b.manager.cluster.resume_interrupted() == 1
+        go.set()
+        await settled(b, "t9", "completed")
+        lines = [ln["text"] for ln in await b.store.get_logs("t9")]
+        assert "this node lost the run's lease: another node continues it" in lines
+
+
+async def test_a_decision_elsewhere_waits_for_the_lease_to_be_handed_over(tmp_path: Path) -> None:
+    """The run waits on a; a is still releasing its lease when b takes the decision: b waits, then wins."""
+    async with node(tmp_path, "a:1") as a, node(tmp_path, "b:2") as b:
+        reached, release = a.store.hold("release")
+        await a.manager.start("asking", {}, "t10")
+        await asyncio.wait_for(reached.wait(), 10)  # status waiting_approval, lease not yet released
+        refused, retry = b.store.hold("claim", after=True)
+        decision = asyncio.ensure_future(b.manager.decide("t10", "approve"))
+        await asyncio.wait_for(refused.wait(), 10)
+        assert b.store.results["claim"] is False  # a still holds the lease
+        release.set()
+        retry.set()
+        await decision  # not "someone else already decided"
+        await settled(b, "t10", "completed")
+        assert entered["t10:finish"] == 1
+
+
+async def test_a_thread_is_handed_to_another_node_only_once_its_lines_are_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a's lines are not stored yet when its run begins to wait: it keeps the lease until they are,
+    so b, deciding meanwhile, numbers its lines after them."""
+    monkeypatch.setattr(manager_module, "HANDOVER", 60.0)  # bounds far beyond this test's own steps
+    async with node(tmp_path, "a:1") as a, node(tmp_path, "b:2") as b:
+        reached, release = a.store.hold("append_logs")
+        await a.manager.start("asking", {}, "t13")
+        await asyncio.wait_for(reached.wait(), 10)
+
+        async def waits() -> bool:
+            run = await b.store.get_run("t13")
+            return run is not None and run.status == "waiting_approval"
+
+        await eventually(waits, 10, 0.01)
+        refused, retry = b.store.hold("claim", after=True)
+        decision = asyncio.ensure_future(b.manager.decide("t13", "approve"))
+        await asyncio.wait_for(refused.wait(), 10)
+        assert b.store.results["claim"] is False  # a keeps the lease while its lines are unstored
+        release.set()
+        retry.set()
+        await decision
+        await settled(b, "t13", "completed")
+        await a.sink.wait_flushed()
+        await b.sink.wait_flushed()
+        lines = await b.store.get_logs("t13")
+        assert [ln["seq"] for ln in lines] == list(range(1, len(lines) + 1))
+        texts = ["asking", "waiting for approval", "asking", "finishing", "run completed"]
+        assert [ln["text"] for ln in lines] == texts
+
+
+async def test_a_decision_for_an_interrupt_that_moved_on_meanwhile_is_refused(tmp_path: Path) -> None:
+    """a reads the pending interrupt, then waits for the lease; b decides it and the run waits again."""
+    async with node(tmp_path, "a:1") as a, node(tmp_path, "b:2") as b:
+        await a.manager.start("twice", {}, "t11")
+        await settled(a, "t11", "waiting_approval")
+        [first] = await a.manager.pending(await a.store.get_run("t11"))  # type: ignore[arg-type]
+        reached, release = a.store.hold("claim")
+        late = asyncio.ensure_future(a.manager.decide("t11", "reject", interrupt_id=first["interrupt_id"]))
+        await asyncio.wait_for(reached.wait(), 10)
+        await b.manager.decide("t11", "approve", interrupt_id=first["interrupt_id"])
+        await settled(b, "t11", "waiting_approval")  # now on the second approval
+        release.set()
+        with pytest.raises(StaleInterrupt):
+            await late
+        decisions = await a.store.decisions("t11")
+        assert [(d.interrupt_id, d.decision) for d in decisions] == [(first["interrupt_id"], "approve")]
+
+
+async def test_the_manager_starts_its_background_only_once_serve_has_named_the_node(tmp_path: Path) -> None:
+    async with open_services(make_config(tmp_path)) as services:
+        names = {task.get_name() for task in asyncio.all_tasks()}
+        assert not names & {"runs_deadlines", "runs_supervisor", "runs_control"}, names
+        assert services.runs is not None
+
+
 # -- log numbering ------------------------------------------------------------------------
 
 
@@ -277,6 +460,19 @@ def _line(thread_id: str, seq: int, text: str) -> LogLine:
 # -- nothing grows ------------------------------------------------------------------------
 
 
+async def test_stored_waits_for_a_threads_lines(tmp_path: Path) -> None:
+    async with node(tmp_path, "a:1") as a:
+        reached, release = a.store.hold("append_logs")
+        with a.sink.scope("t12"):
+            logger.info("held")
+        await asyncio.wait_for(reached.wait(), 10)
+        assert not await a.sink.stored("t12", 0.05)
+        assert await a.sink.stored("other", 0.05)
+        waiter = asyncio.ensure_future(a.sink.stored("t12", 10))
+        release.set()
+        assert await waiter
+
+
 async def test_ten_thousand_threads_leave_the_sink_empty(tmp_path: Path) -> None:
     async with node(tmp_path, "a:1") as a:
         for i in range(10_000):
@@ -301,7 +497,9 @@ async def test_finished_runs_leave_the_manager_empty(tmp_path: Path) -> None:
             await settled(a, f"q{i}", "failed" if i % 2 else "completed")
             await settled(a, f"w{i}", "cancelled" if i % 3 == 0 else "completed")
         await eventually(lambda: a.sink.tracked == 0, 10)
-        assert a.manager.footprint() == {"tasks": 0, "reserved": 0, "locks": 0, "cancelling": 0}
+        footprint = a.manager.footprint()
+        assert {"tasks", "reserved", "locks", "cancelling", "holding", "abandoned"} <= footprint.keys()
+        assert set(footprint.values()) == {0}, footprint
 
 
 # -- capture belongs to the Beacon that runs the thread ------------------------------------

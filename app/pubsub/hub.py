@@ -62,12 +62,12 @@ class Bus:
         await self.backend.disconnect()
 
     async def publish(self, channel: str, data: str) -> None:
-        self.published += 1
         try:
             await self.backend.publish(channel, data)
         except Exception:  # a cancellation is the caller leaving, not the bus failing
             self.publish_failures += 1
             raise
+        self.published += 1
 
     @contextlib.asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ logger = logging.getLogger(__name__)
 # (sid, line, replaying): a replaying send may wait for a slow client to drain; a live one never waits.
 Emit = Callable[[str, LogLine, bool], Awaitable[None]]
 PAGE = 1000
+FILL_RETRIES = (0.5, 1.0, 2.0)  # seconds between tries to fill a live gap from the store
 
 
 @dataclass(eq=False)
@@ -83,14 +85,16 @@ class Subscriptions:
                 replayed = await self._replay(sub, upto=last)
             await self._finish_replay(sub)
         except BaseException:
-            self.remove(sid, thread_id)
+            self.remove(sid, thread_id, only=sub)  # not a newer subscribe of the same thread
             raise
         return Ack(recovered, sub.last_seq, replayed)
 
-    def remove(self, sid: str, thread_id: str) -> bool:
-        sub = self._by_sid.get(sid, {}).pop(thread_id, None)
-        if sub is None:
+    def remove(self, sid: str, thread_id: str, only: Subscription | None = None) -> bool:
+        """End `sid`'s subscription to `thread_id` (when `only` is given, just that one)."""
+        current = self._by_sid.get(sid, {}).get(thread_id)
+        if current is None or (only is not None and current is not only):
             return False
+        sub = self._by_sid[sid].pop(thread_id)
         thread_subs = self._by_thread.get(thread_id, {})
         thread_subs.pop(sid, None)
         if not thread_subs:
@@ -121,11 +125,16 @@ class Subscriptions:
         await self._catch_ups.close()
 
     async def _catch_up(self, sub: Subscription) -> None:
-        try:
-            await self._finish_replay(sub)
-        except Exception:
-            logger.warning("could not fill a gap for %s on %s", sub.sid, sub.thread_id, exc_info=True)
-            await self._finish_replay(sub, fill=False)
+        for delay in FILL_RETRIES:
+            try:
+                await self._finish_replay(sub)
+                return
+            except Exception:
+                logger.warning("could not fill a gap for %s on %s, retrying", sub.sid, sub.thread_id, exc_info=True)
+                await asyncio.sleep(delay)
+        # The store stayed away: go live with the gap; the client pages it over REST by `seq`.
+        logger.warning("gave up filling a gap for %s on %s after %d tries", sub.sid, sub.thread_id, len(FILL_RETRIES))
+        await self._finish_replay(sub, fill=False)
 
     async def _replay(self, sub: Subscription, upto: int) -> int:
         sent = 0
@@ -141,7 +150,7 @@ class Subscriptions:
         """Send the live lines held back meanwhile; where one skips ahead, the store fills the gap first."""
         # No await between the emptiness check and the flag: the bridge cannot slip a line in.
         while sub.backlog:
-            line = sub.backlog[0]  # taken only once sent: a fill that fails leaves it for the retry
+            line = sub.backlog[0]  # taken only once sent: a fill that fails leaves it for _catch_up's retry
             if fill and line["seq"] > sub.last_seq + 1:
                 self.gaps_filled += 1
                 await self._replay(sub, upto=line["seq"] - 1)

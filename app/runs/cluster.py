@@ -31,7 +31,15 @@ class Executor(Protocol):
     @property
     def executing(self) -> Collection[str]: ...
 
+    @property
+    def leases(self) -> Collection[str]: ...
+
+    @property
+    def holding(self) -> Collection[str]: ...
+
     def stop_local(self, thread_id: str) -> object: ...
+
+    def abandon(self, thread_ids: Collection[str]) -> None: ...
 
     async def take_over(self, run: Run) -> bool: ...
 
@@ -58,11 +66,20 @@ class Cluster:
         while True:
             await asyncio.sleep(LEASE_TTL / 3)
             try:
-                await self.store.renew(self.runs.node, list(self.runs.executing), LEASE_TTL)
+                await self.renew_leases()
                 if not self.runs.draining:
                     await self.resume_interrupted()
             except Exception:
                 logger.warning("lease renewal or resume scan failed", exc_info=True)
+
+    async def renew_leases(self) -> None:
+        """Extend this node's leases; stop what it runs under a lease that lapsed meanwhile (the
+        store was away longer than LEASE_TTL, and another node may have taken the run over)."""
+        # Only a lease held before the renewal can be lost by it: a reserved thread may be claimed
+        # only after the UPDATE ran.
+        holding = set(self.runs.holding)
+        renewed = await self.store.renew(self.runs.node, list(holding | set(self.runs.leases)), LEASE_TTL)
+        self.runs.abandon(holding - renewed)
 
     async def resume_interrupted(self) -> int:
         """Continue runs that are `running` with no live node executing them."""

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from app.errors import Conflict, NotFound, StaleInterrupt, StoreUnavailable
+from app.errors import Conflict, NotFound, ShuttingDown, StaleInterrupt, StoreUnavailable
 from app.runs.logsink import LogSink
 from app.store import Approval, Run, Store
 from app.workflows import DEFAULT_ACTIONS, Workflow
@@ -178,6 +178,8 @@ class Deadlines:
             return False
         except (Conflict, NotFound):
             return False  # decided or cancelled meanwhile: the row goes when the run moves on
+        except ShuttingDown:
+            return False  # the next node to start applies it
         self.applied += 1
         with self.sink.scope(approval.thread_id):
             run_log.warning("approval deadline passed: %s applied by default", action)

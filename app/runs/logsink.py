@@ -52,6 +52,8 @@ class LogSink(logging.Handler):
         self._seq: dict[str, int] = {}  # last number given, for threads with an open scope or unstored lines
         self._open: Counter[str] = Counter()  # open scopes per thread
         self._buffer: list[LogLine] = []  # seq 0: not numbered yet
+        self._unstored: Counter[str] = Counter()  # lines per thread taken in but not stored yet
+        self._progress = asyncio.Event()  # set (and replaced) after every write attempt
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -82,7 +84,7 @@ class LogSink(logging.Handler):
     @property
     def tracked(self) -> int:
         """Threads this sink holds state for (open scopes or numbering); 0 when idle."""
-        return len(self._seq.keys() | self._open.keys())
+        return len(self._seq.keys() | self._open.keys() | self._unstored.keys())
 
     def emit(self, record: logging.LogRecord) -> None:
         scope = current_run.get()
@@ -111,6 +113,7 @@ class LogSink(logging.Handler):
 
     def _add(self, line: LogLine) -> None:
         self._buffer.append(line)
+        self._unstored[line["thread_id"]] += 1
         self._idle.clear()
         self._wake.set()
 
@@ -144,10 +147,12 @@ class LogSink(logging.Handler):
             self._buffer[:0] = batch
             if len(self._buffer) > MAX_PENDING:
                 self.dropped += len(self._buffer) - MAX_PENDING
+                self._settle(self._buffer[: len(self._buffer) - MAX_PENDING])
                 del self._buffer[: len(self._buffer) - MAX_PENDING]
             if not self._failing:
                 logger.warning("could not store %d log lines, retrying: %s", len(self._buffer), exc)
             self._failing = True
+            self._wake_waiters()
             await asyncio.sleep(RETRY_DELAY)
             return
         if self._failing:
@@ -155,6 +160,37 @@ class LogSink(logging.Handler):
             self._failing = False
         self._outbox.put(LOGS_CHANNEL, orjson.dumps(batch).decode())
         self.written += len(batch)
+        self._settle(batch)
+        self._wake_waiters()
+
+    def _settle(self, lines: list[LogLine]) -> None:
+        """`lines` are stored (or given up): they no longer hold their threads."""
+        for line in lines:
+            thread_id = line["thread_id"]
+            self._unstored[thread_id] -= 1
+            if not self._unstored[thread_id]:
+                del self._unstored[thread_id]
+
+    def _wake_waiters(self) -> None:
+        self._progress.set()
+        self._progress = asyncio.Event()
+
+    async def stored(self, thread_id: str, timeout: float) -> bool:
+        """Wait up to `timeout` s until every line taken in for `thread_id` is stored; False if not.
+
+        A node hands a thread to another only after this: the other continues the numbering from
+        the store, so a line of ours still in flight would share its `seq` with theirs.
+        """
+        deadline = self._loop.time() + timeout
+        while self._unstored.get(thread_id):
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._progress.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
 
     def _prune(self) -> None:
         """Forget the numbering of threads no scope holds and no buffered line needs."""

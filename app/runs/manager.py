@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +40,8 @@ from app.workflows import Workflow
 logger = logging.getLogger(__name__)
 # Lines a run's own log shows about the run itself (captured by the sink, unlike app.*).
 run_log = logging.getLogger("beacon.run")
+
+HANDOVER = 3.0  # seconds a decision waits for the node whose step began the wait to hand its lease over
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class RunManager:
         self._reserved: set[str] = set()
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # with the number of holders and waiters
         self._cancelling: set[str] = set()
+        self._holding: set[str] = set()  # threads with a task here whose lease this node keeps renewing
+        self._abandoned: set[str] = set()  # stopped because their lease lapsed
         self._leased: set[str] = set()  # stopped by shutdown: leases to hand back
         self._draining = False
         self.events = Events(outbox)
@@ -143,40 +147,28 @@ class RunManager:
         decided_by: str | None = None,
     ) -> Decision:
         async with self._locked(thread_id):
-            run = await self._get(thread_id)
-            if run.status != "waiting_approval":
-                raise NotWaiting(f"run is {run.status}, not waiting for approval", {"status": run.status})
-            state = await self._graphs[run.workflow].aget_state(self._config(thread_id))
-            pending = {i.id: i for i in state.interrupts}
-            if interrupt_id is not None:
-                if interrupt_id not in pending:
-                    raise StaleInterrupt(
-                        "that approval is no longer pending", {"pending": sorted(pending), "interrupt_id": interrupt_id}
-                    )
-            elif len(pending) > 1:
-                raise Invalid(
-                    "several approvals are pending: name one with interrupt_id",
-                    {"interrupt_id": ["required when several approvals are pending"], "pending": sorted(pending)},
-                )
-            elif pending:
-                interrupt_id = next(iter(pending))
-            else:
-                raise NotWaiting("run has no pending approval", {"status": run.status})
-            decided = NotWaiting("someone else already decided", {"interrupt_id": interrupt_id})
+            run = await self._waiting(thread_id)
             if (finishing := self._tasks.get(thread_id)) is not None:
-                # The step that began the wait is still handing its lease back: let it, or it
-                # would hand back the lease this decision takes.
+                # The step that began the wait is still ending: let it, or it could hand back the
+                # lease this decision takes.
                 await asyncio.wait([finishing])
+            decided = NotWaiting("someone else already decided", {"status": run.status})
             with self._reserve(thread_id, decided):
                 # The lease before the status: a waiting run holds none, and once it is `running`
                 # every node's resume scan would take a run whose lease is free.
-                if not await self.store.claim(thread_id, self.node, LEASE_TTL):
-                    raise decided
-                # The compare-and-set makes exactly one decision win, across processes too.
-                if not await self.store.set_status(thread_id, "running", expect=["waiting_approval"]):
+                await self._claim_waiting(thread_id, decided)
+                try:
+                    # With the lease held nothing else moves the run: what it waits on now is what
+                    # this decision answers (read before the claim, it could have moved on since).
+                    run = await self._waiting(thread_id)
+                    interrupt_id = await self._pick_interrupt(run, interrupt_id)
+                    # The compare-and-set makes exactly one decision win, across processes too.
+                    if not await self.store.set_status(thread_id, "running", expect=["waiting_approval"]):
+                        raise decided
+                except BaseException:
                     with contextlib.suppress(Exception):
                         await self.store.release(thread_id, self.node)
-                    raise decided
+                    raise
                 record = Decision(thread_id, interrupt_id, decision, comment, now_iso(), decided_by, data)
                 await self.store.record_decision(record)
                 await forget(self.store, thread_id, [interrupt_id])
@@ -184,6 +176,39 @@ class RunManager:
                 self.events.status(thread_id, run.workflow, "running", event="resumed")
                 self.spawn(thread_id, run.workflow, Command(resume={interrupt_id: _resume_value(record)}))
         return record
+
+    async def _waiting(self, thread_id: str) -> Run:
+        run = await self._get(thread_id)
+        if run.status != "waiting_approval":
+            raise NotWaiting(f"run is {run.status}, not waiting for approval", {"status": run.status})
+        return run
+
+    async def _pick_interrupt(self, run: Run, interrupt_id: str | None) -> str:
+        """The pending interrupt a decision answers: the one named, else the only one."""
+        pending = sorted(p["interrupt_id"] for p in await self.pending(run))
+        if interrupt_id is not None:
+            if interrupt_id not in pending:
+                details = {"pending": pending, "interrupt_id": interrupt_id}
+                raise StaleInterrupt("that approval is no longer pending", details)
+            return interrupt_id
+        if len(pending) > 1:
+            raise Invalid(
+                "several approvals are pending: name one with interrupt_id",
+                {"interrupt_id": ["required when several approvals are pending"], "pending": pending},
+            )
+        if not pending:
+            raise NotWaiting("run has no pending approval", {"status": run.status})
+        return pending[0]
+
+    async def _claim_waiting(self, thread_id: str, busy: Exception) -> None:
+        """Take a waiting thread's lease; the node whose step began the wait may still be handing it back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + HANDOVER
+        while not await self.store.claim(thread_id, self.node, LEASE_TTL):
+            run = await self.store.get_run(thread_id)
+            if run is None or run.status != "waiting_approval" or loop.time() > deadline:
+                raise busy
+            await asyncio.sleep(0.05)
 
     async def cancel(self, thread_id: str, by: str | None = None, comment: str | None = None) -> Run:
         async with self._locked(thread_id):
@@ -197,8 +222,9 @@ class RunManager:
             task = self.stop_local(thread_id)
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
-        elif run.status == "running":
-            # Another node executes it; it also stops at its next checkpoint if this is lost.
+        else:
+            # Another node may execute it, or be resuming it right now (it was waiting when read);
+            # it also stops at its next checkpoint if this message is lost.
             self.outbox.put(CONTROL_CHANNEL, dumps({"type": "cancel", "thread_id": thread_id}))
         self.events.status(thread_id, run.workflow, "cancelled", cancelled_by=by, decided_at=record.decided_at)
         return await self._get(thread_id)
@@ -210,18 +236,46 @@ class RunManager:
             task.cancel()
         return task
 
+    def abandon(self, thread_ids: Collection[str]) -> None:
+        """Stop what this node executes without a lease any more (it lapsed while the store was
+        away, and another node may have taken the run over): the run is not cancelled."""
+        for thread_id in thread_ids:
+            task = self._tasks.get(thread_id)
+            if task is not None and thread_id in self._holding:
+                logger.warning("lease of run %s lost: stopping it here, another node continues it", thread_id)
+                self._holding.discard(thread_id)
+                self._abandoned.add(thread_id)
+                task.cancel()
+
+    @property
+    def leases(self) -> set[str]:
+        """The threads whose lease this node holds or is taking."""
+        return self._holding | self._reserved
+
+    @property
+    def holding(self) -> set[str]:
+        """The threads this node executes under a lease it keeps renewing."""
+        return set(self._holding)
+
     async def drain(self, grace: float) -> None:
         """Let each running step reach its next checkpoint, then stop; cancel after `grace`."""
-        self._draining = True
-        tasks = list(self._tasks.values())
-        if not tasks:
-            return
-        logger.info("waiting up to %.1fs for %d run(s) to reach a checkpoint", grace, len(tasks))
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        await cancel(*pending)
+        self._draining = True  # from here on nothing new is reserved, so nothing new starts
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if self._tasks or self._reserved:
+            logger.info("waiting up to %.1fs for %d run(s) to reach a checkpoint", grace, len(self.executing))
+        while (self._tasks or self._reserved) and (left := deadline - loop.time()) > 0:
+            if self._tasks:
+                await asyncio.wait(list(self._tasks.values()), timeout=left)
+            else:  # a decision or take-over between its claim and its spawn: a store round trip away
+                await asyncio.sleep(min(0.01, left))
+        await cancel(*self._tasks.values())
 
     async def release_all(self) -> None:
         """After a drain: hand the stopped runs' leases back so any node may resume them."""
+        if self._leased:
+            # Whoever resumes them continues the log numbering from the store: store ours first.
+            await self.sink.flushed(1.0)
         for thread_id in list(self._leased):
             with contextlib.suppress(Exception):
                 await self.store.release(thread_id, self.node)
@@ -256,6 +310,8 @@ class RunManager:
             "reserved": len(self._reserved),
             "locks": len(self._locks),
             "cancelling": len(self._cancelling),
+            "holding": len(self._holding),
+            "abandoned": len(self._abandoned),
         }
 
     async def pending(self, run: Run) -> list[dict[str, Any]]:
@@ -268,6 +324,12 @@ class RunManager:
         with self._reserve(run.thread_id, None) as free:
             if not free or not await self.store.claim(run.thread_id, self.node, LEASE_TTL):
                 return False  # this node already has it, or another live node executes it
+            # Listed as running a moment ago; its step may have reached a wait (or been cancelled)
+            # and handed its lease back since. Only a run still `running` is taken over.
+            current = await self.store.get_run(run.thread_id)
+            if current is None or current.status != "running":
+                await self.store.release(run.thread_id, self.node)
+                return False
             if run.workflow not in self.workflows:
                 await self.store.set_status(
                     run.thread_id, "failed", expect=["running"], error=f"workflow {run.workflow!r} is not registered"
@@ -275,8 +337,16 @@ class RunManager:
                 await self.store.release(run.thread_id, self.node)
                 return False
             logger.info("resuming run %s (%s) from its last checkpoint", run.thread_id, run.workflow)
-            self.spawn(run.thread_id, run.workflow, await self._unapplied_decisions(run))
+            self.spawn(run.thread_id, run.workflow, await self._resume_payload(run))
         return True
+
+    async def _resume_payload(self, run: Run) -> Any:
+        """What continues a run from its last checkpoint: its input again if it never wrote one
+        (it stopped before its first step was saved), else the decisions it has not applied yet."""
+        state = await self._graphs[run.workflow].aget_state(self._config(run.thread_id))
+        if state.created_at is None:
+            return run.input
+        return await self._unapplied_decisions(run)
 
     async def _unapplied_decisions(self, run: Run) -> Command[Any] | None:
         """Decisions acknowledged with 200 whose resume never reached a checkpoint (the process died)."""
@@ -307,8 +377,11 @@ class RunManager:
     @contextlib.contextmanager
     def _reserve(self, thread_id: str, busy: Exception | None) -> Iterator[bool]:
         """Hold `thread_id` for this block unless this node executes it already (then raise `busy`,
-        or yield False when it is None). A `spawn` inside the block keeps the thread."""
-        if thread_id in self._tasks or thread_id in self._reserved:
+        or yield False when it is None). A `spawn` inside the block keeps the thread. While
+        draining nothing is reserved: ShuttingDown, or False."""
+        if self._draining and busy is not None:
+            raise ShuttingDown("Beacon is shutting down; try again shortly")
+        if self._draining or thread_id in self._tasks or thread_id in self._reserved:
             if busy is not None:
                 raise busy
             yield False
@@ -337,15 +410,19 @@ class RunManager:
         return run
 
     def spawn(self, thread_id: str, workflow: str, payload: Any) -> None:
-        """Run or resume a thread in a task this node tracks (its lease is the caller's business)."""
+        """Run or resume a thread in a task this node tracks; the caller has claimed its lease,
+        which the task renews and hands back when the run waits, ends or stops."""
         if thread_id in self._tasks:
             raise RuntimeError(f"thread {thread_id} already executes on this node")
         task = asyncio.create_task(self._drive(thread_id, workflow, payload), name=f"run:{thread_id}")
         self._tasks[thread_id] = task
+        self._holding.add(thread_id)
 
         def done(t: asyncio.Task[None]) -> None:
             del self._tasks[thread_id]
+            self._holding.discard(thread_id)
             self._cancelling.discard(thread_id)
+            self._abandoned.discard(thread_id)
 
         task.add_done_callback(done)
 
@@ -353,8 +430,15 @@ class RunManager:
         with self.sink.scope(thread_id):  # this task's own context: every log line here is the run's
             await self._execute(thread_id, workflow, payload)
         if thread_id not in self._leased:
-            with contextlib.suppress(Exception):
-                await self.store.release(thread_id, self.node)
+            await self._hand_back(thread_id)
+
+    async def _hand_back(self, thread_id: str) -> None:
+        """Give up the thread's lease (no longer renewed from here on); a failure lets it lapse."""
+        if thread_id not in self._holding:
+            return  # handed back already, or lost
+        self._holding.discard(thread_id)
+        with contextlib.suppress(Exception):
+            await self.store.release(thread_id, self.node)
 
     async def _execute(self, thread_id: str, workflow: str, payload: Any) -> None:
         graph = self._graphs[workflow]
@@ -378,6 +462,9 @@ class RunManager:
             else:
                 await self._finish(graph, thread_id, workflow)
         except asyncio.CancelledError:
+            if thread_id in self._abandoned:
+                run_log.warning("this node lost the run's lease: another node continues it")
+                return
             if thread_id not in self._cancelling:
                 self._leased.add(thread_id)
                 raise  # shutdown: the run stays `running` and resumes from its checkpoint
@@ -396,6 +483,10 @@ class RunManager:
             )
             if await self.store.set_status(thread_id, "waiting_approval", expect=["running"]):
                 run_log.info("waiting for approval")
+                # Any node may take the decision, and it numbers its lines after the stored ones:
+                # store this run's first (bounded), then hand the lease over before announcing it.
+                await self.sink.stored(thread_id, HANDOVER / 2)
+                await self._hand_back(thread_id)
                 stored = (await self.store.list_approvals(thread_id=thread_id)).approvals
                 pending = with_deadlines(pending, {a.interrupt_id: a for a in stored})
                 self.events.status(thread_id, workflow, "waiting_approval", pending=pending)

@@ -405,12 +405,14 @@ class PostgresStore:
         )
         return count == 1
 
-    async def renew(self, owner: str, thread_ids: Sequence[str], ttl: float) -> None:
-        if thread_ids:
-            await self._execute(
-                "UPDATE leases SET expires = %s WHERE owner = %s AND thread_id = ANY(%s)",
-                (time.time() + ttl, owner, list(thread_ids)),
-            )
+    async def renew(self, owner: str, thread_ids: Sequence[str], ttl: float) -> set[str]:
+        if not thread_ids:
+            return set()
+        rows = await self._fetch(
+            "UPDATE leases SET expires = %s WHERE owner = %s AND thread_id = ANY(%s) RETURNING thread_id",
+            (time.time() + ttl, owner, list(thread_ids)),
+        )
+        return {row["thread_id"] for row in rows}
 
     async def release(self, thread_id: str, owner: str) -> None:
         await self._execute("DELETE FROM leases WHERE thread_id = %s AND owner = %s", (thread_id, owner))

@@ -155,11 +155,11 @@ class SqliteStore:
                 try:
                     await self._db.execute("BEGIN IMMEDIATE")
                     yield self._db
+                    await self._db.commit()  # inside: a failed COMMIT must not leave the connection in BEGIN
                 except BaseException:
                     # Queued behind BEGIN even when cancelled before it ran; a no-op if it never did.
                     await self._db.rollback()
                     raise
-                await self._db.commit()
 
     async def create_run(self, thread_id: str, workflow: str, input: dict[str, Any]) -> Run:
         ts = now_iso()
@@ -260,13 +260,15 @@ class SqliteStore:
         )
         return cur.rowcount == 1
 
-    async def renew(self, owner: str, thread_ids: Sequence[str], ttl: float) -> None:
-        if thread_ids:
-            marks = ",".join("?" * len(thread_ids))
-            await self._write(
-                f"UPDATE leases SET expires = ? WHERE owner = ? AND thread_id IN ({marks})",
-                (time.time() + ttl, owner, *thread_ids),
-            )
+    async def renew(self, owner: str, thread_ids: Sequence[str], ttl: float) -> set[str]:
+        if not thread_ids:
+            return set()
+        marks = ",".join("?" * len(thread_ids))
+        sql = f"UPDATE leases SET expires = ? WHERE owner = ? AND thread_id IN ({marks}) RETURNING thread_id"
+        async with self._writing:
+            with _guard():
+                rows = await self._db.execute_fetchall(sql, (time.time() + ttl, owner, *thread_ids))
+        return {row[0] for row in rows}
 
     async def release(self, thread_id: str, owner: str) -> None:
         await self._write("DELETE FROM leases WHERE thread_id = ? AND owner = ?", (thread_id, owner))

@@ -1,0 +1,56 @@
+"""LangGraph's own checkpoint saver for the store's engine, set up once per database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from app.store.base import CHECKPOINTS_LOCK
+from app.store.urls import sqlite_path
+
+
+@contextlib.asynccontextmanager
+async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]:
+    """LangGraph's own saver for the store's engine; SQLite gets a file beside the store's."""
+    scheme = url.split("://", 1)[0]
+    if scheme == "sqlite":
+        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+        path = sqlite_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        async with AsyncSqliteSaver.from_conn_string(str(path.with_suffix(".checkpoints.sqlite"))) as saver:
+            await saver.setup()
+            yield saver
+    else:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # type: ignore[import-not-found,unused-ignore]
+
+        async with AsyncPostgresSaver.from_conn_string(url) as saver:
+            async with schema_lock(url):
+                await saver.setup()
+            yield saver
+
+
+@contextlib.asynccontextmanager
+async def schema_lock(url: str, timeout: float = 120.0) -> AsyncIterator[None]:
+    """Serialize LangGraph's migrations when several REST nodes start on a new database.
+
+    A try-lock in a loop, not pg_advisory_lock: the migrations build indexes CONCURRENTLY,
+    which wait for other sessions' open transactions, a blocked lock call among them.
+    """
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        deadline = asyncio.get_running_loop().time() + timeout
+        take = "SELECT pg_try_advisory_lock(%s)"
+        while not (await (await conn.execute(take, (CHECKPOINTS_LOCK,))).fetchone() or [0])[0]:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("another node holds the schema lock")
+            await asyncio.sleep(0.1)
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINTS_LOCK,))
