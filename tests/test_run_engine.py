@@ -502,6 +502,30 @@ async def test_finished_runs_leave_the_manager_empty(tmp_path: Path) -> None:
         assert set(footprint.values()) == {0}, footprint
 
 
+@pytest.mark.long
+@pytest.mark.timeout(900)
+async def test_ten_thousand_finished_runs_leave_every_map_empty(tmp_path: Path) -> None:
+    """A week of runs in miniature: 10,000 runs completed, failed, approved and cancelled while waiting."""
+    async with node(tmp_path, "a:1") as a:
+        for i in range(10_000):
+            thread_id = f"r{i}"
+            if i % 10 == 0:  # waits, then is cancelled (this once leaked a lock) or decided
+                await waiting(a, thread_id)
+                if i % 20 == 0:
+                    await a.manager.cancel(thread_id)
+                else:
+                    await a.manager.decide(thread_id, "approve")
+            else:
+                await a.manager.start("quick", {"fail": i % 2 == 1}, thread_id)
+            if len(a.manager.executing) >= 50:  # bounded concurrency
+                await asyncio.wait([t for t in (a.manager.task(x) for x in a.manager.executing) if t])
+        await waiting_for(lambda: not a.manager.executing)
+        await a.sink.wait_flushed()
+        assert a.sink.written >= 10_000 and a.sink.tracked == 0
+        assert set(a.manager.footprint().values()) == {0}, a.manager.footprint()
+        assert (await a.store.list_runs(status="running", limit=1)).runs == []
+
+
 # -- capture belongs to the Beacon that runs the thread ------------------------------------
 
 

@@ -303,6 +303,10 @@ class RunManager:
         """The threads this node runs right now, or is about to."""
         return self._tasks.keys() | self._reserved
 
+    def task(self, thread_id: str) -> asyncio.Task[None] | None:
+        """The task executing `thread_id` on this node, if any."""
+        return self._tasks.get(thread_id)
+
     def footprint(self) -> dict[str, int]:
         """Sizes of the per-thread maps: all 0 once nothing runs, whatever ran before."""
         return {
