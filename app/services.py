@@ -32,7 +32,8 @@ class Services:
     auth: Auth
     tokens: Tokens
     login_token: str | None = None  # the token file's admin secret, for the login URL run.py prints
-    # This process among the nodes: host and the port of its first listener, stable across restarts
+    # This process among the nodes: host and the port of its REST listener (of its realtime one in
+    # a realtime-only process), stable across restarts
     # (leases, webhook deliveries and /stats all name it so). serve() sets it once the port is bound.
     node: str = ""
     rest_port: int = 0  # the REST listener's bound port in this process (0: none, or not yet bound)

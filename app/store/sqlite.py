@@ -118,7 +118,8 @@ def _guard() -> Iterator[None]:
 
 class SqliteStore:
     """Every coroutine shares one connection: a write waits while a transaction is open on it,
-    so no other statement can slip into the transaction and be rolled back with it."""
+    so no other write can slip into the transaction and be rolled back with it. Reads do not
+    wait, so a read during a transaction sees its uncommitted rows."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
