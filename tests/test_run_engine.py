@@ -40,6 +40,17 @@ class State(TypedDict, total=False):
     done: bool
 
 
+def chain(state: type, *nodes: Any) -> Workflow:
+    """A workflow running `nodes` one after another."""
+    graph = StateGraph(state)
+    names = [node.__name__ for node in nodes]
+    for node in nodes:
+        graph.add_node(node.__name__, node)
+    for before, after in zip([START, *names], [*names, END], strict=True):
+        graph.add_edge(before, after)
+    return Workflow(graph)
+
+
 def asking() -> Workflow:
     """ask (logs, interrupts) -> finish; counts every entry into each node."""
 
@@ -54,13 +65,7 @@ def asking() -> Workflow:
         logger.info("finishing")
         return {"done": True}
 
-    graph = StateGraph(State)
-    graph.add_node("ask", ask)
-    graph.add_node("finish", finish)
-    graph.add_edge(START, "ask")
-    graph.add_edge("ask", "finish")
-    graph.add_edge("finish", END)
-    return Workflow(graph)
+    return chain(State, ask, finish)
 
 
 def twice() -> Workflow:
@@ -74,13 +79,7 @@ def twice() -> Workflow:
         interrupt({"question": "second?"})
         return {"done": True}
 
-    graph = StateGraph(State)
-    graph.add_node("first", first)
-    graph.add_node("second", second)
-    graph.add_edge(START, "first")
-    graph.add_edge("first", "second")
-    graph.add_edge("second", END)
-    return Workflow(graph)
+    return chain(State, first, second)
 
 
 def blocking() -> Workflow:
@@ -91,11 +90,7 @@ def blocking() -> Workflow:
         await go.wait()
         return {"ok": True}
 
-    graph = StateGraph(dict)
-    graph.add_node("step", step)
-    graph.add_edge(START, "step")
-    graph.add_edge("step", END)
-    return Workflow(graph)
+    return chain(dict, step)
 
 
 go = asyncio.Event()
@@ -110,11 +105,7 @@ def quick() -> Workflow:
             raise RuntimeError("asked to fail")
         return {"ok": True}
 
-    graph = StateGraph(dict)
-    graph.add_node("step", step)
-    graph.add_edge(START, "step")
-    graph.add_edge("step", END)
-    return Workflow(graph)
+    return chain(dict, step)
 
 
 @pytest.fixture(autouse=True)
