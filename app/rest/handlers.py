@@ -83,9 +83,12 @@ async def logs(request: web.Request) -> web.Response:
     store = request.app[services_key].store
     if await store.get_run(tid) is None:
         raise NotFound(f"no run with thread_id {tid!r}")
-    lines = await store.get_logs(tid, after=q["after"], limit=q["limit"])
-    last = await store.last_seq(tid)
-    next_after = lines[-1]["seq"] if lines and lines[-1]["seq"] < last else None
+    # One row more than asked says whether another page follows; comparing with last_seq instead
+    # would call a page with lines stored after it was read "not the last".
+    lines = await store.get_logs(tid, after=q["after"], limit=q["limit"] + 1)
+    more, lines = len(lines) > q["limit"], lines[: q["limit"]]
+    last = max(await store.last_seq(tid), lines[-1]["seq"] if lines else 0)
+    next_after = lines[-1]["seq"] if more else None
     return web.json_response({"thread_id": tid, "lines": lines, "last_seq": last, "next_after": next_after})
 
 
