@@ -161,9 +161,14 @@ async def test_deadline_fires_once_across_two_rest_nodes(
         for thread_id in threads:
             done = await b.wait_status(thread_id, "completed", timeout=30)
             assert [(d["decision"], d["decided_by"]) for d in done["decisions"]] == [("approve", "deadline")]
-            # Each step ran once (`done` accumulates): one resume, not one per node. The run logs
-            # are not compared here: two Beacons in one process both capture every log record.
+            # Each step ran once (`done` accumulates): one resume, not one per node.
             assert done["values"]["done"] == STEPS
+            # Each Beacon captures only its own runs' lines, so every line is there once, numbered 1..n.
+            _, logs = await b.call("GET", f"/admin/runs/{thread_id}/logs")
+            seqs = [line["seq"] for line in logs["lines"]]
+            assert seqs == list(range(1, len(seqs) + 1))
+            assert sum("deadline passed" in line["text"] for line in logs["lines"]) == 1
+            assert sum(line["text"] == f"step {STEPS[0]} started" for line in logs["lines"]) == 1
 
 
 async def test_runs_waiting_before_the_queue_existed_join_it_on_start(tmp_path: Path) -> None:
