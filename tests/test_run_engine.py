@@ -24,7 +24,6 @@ from app.errors import NotWaiting, ShuttingDown, StaleInterrupt
 from app.names import LOGS_CHANNEL
 from app.pubsub import Bus, create_backend
 from app.pubsub.outbox import Outbox
-from app.runs import manager as manager_module
 from app.runs.logsink import LogSink
 from app.runs.manager import RunManager
 from app.services import open_services
@@ -336,13 +335,12 @@ async def test_a_decision_elsewhere_waits_for_the_lease_to_be_handed_over(tmp_pa
         assert entered["t10:finish"] == 1
 
 
-async def test_a_thread_is_handed_to_another_node_only_once_its_lines_are_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_thread_is_handed_to_another_node_only_once_its_lines_are_stored(tmp_path: Path) -> None:
     """a's lines are not stored yet when its run begins to wait: it keeps the lease until they are,
     so b, deciding meanwhile, numbers its lines after them."""
-    monkeypatch.setattr(manager_module, "HANDOVER", 60.0)  # bounds far beyond this test's own steps
     async with node(tmp_path, "a:1") as a, node(tmp_path, "b:2") as b:
+        for n in (a, b):
+            n.manager.execution.handover = 60.0  # bounds far beyond this test's own steps
         reached, release = a.store.hold("append_logs")
         await a.manager.start("asking", {}, "t13")
         await asyncio.wait_for(reached.wait(), 10)

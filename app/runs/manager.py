@@ -8,15 +8,13 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, StateSnapshot
 from marshmallow import ValidationError
 
-from app.background import background, cancel
+from app.background import background
 from app.errors import (
     Conflict,
     Invalid,
@@ -24,24 +22,20 @@ from app.errors import (
     NotWaiting,
     ShuttingDown,
     StaleInterrupt,
-    StoreUnavailable,
     ThreadExists,
 )
 from app.names import CONTROL_CHANNEL, now_iso
 from app.pubsub import Bus
 from app.pubsub.outbox import Outbox
 from app.runs.cluster import LEASE_TTL, Cluster
-from app.runs.deadlines import Deadlines, approvals_for, forget
-from app.runs.events import Events, dumps, to_json, with_deadlines
+from app.runs.deadlines import Deadlines, forget
+from app.runs.events import Events, dumps, to_json
+from app.runs.execution import Execution, thread_config
 from app.runs.logsink import LogSink
 from app.store import ACTIVE, Approval, Decision, Run, Store
 from app.workflows import Workflow
 
 logger = logging.getLogger(__name__)
-# Lines a run's own log shows about the run itself (captured by the sink, unlike app.*).
-run_log = logging.getLogger("beacon.run")
-
-HANDOVER = 3.0  # seconds a decision waits for the node whose step began the wait to hand its lease over
 
 
 @dataclass(frozen=True)
@@ -74,24 +68,20 @@ class RunManager:
         # process resumes its own runs at once instead of waiting out the lease.
         self.node = node
         self.workflows = workflows
-        self._graphs = {name: wf.graph.compile(checkpointer=checkpointer) for name, wf in workflows.items()}
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        graphs = {name: wf.graph.compile(checkpointer=checkpointer) for name, wf in workflows.items()}
+        self._graphs = graphs
+        self.events = Events(outbox)
+        self.execution = Execution(store, sink, self.events, graphs, workflows, lambda: self.node)
         # Threads this node is about to execute (claiming the lease, flipping the status): no other
         # path of this node may start them meanwhile, and their leases are renewed like running ones.
         self._reserved: set[str] = set()
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # with the number of holders and waiters
-        self._cancelling: set[str] = set()
-        self._holding: set[str] = set()  # threads with a task here whose lease this node keeps renewing
-        self._abandoned: set[str] = set()  # stopped because their lease lapsed
-        self._leased: set[str] = set()  # stopped by shutdown: leases to hand back
-        self._draining = False
-        self.events = Events(outbox)
         self.cluster = Cluster(store, bus, self)
 
     # -- public API -------------------------------------------------------------------
 
     async def start(self, workflow: str, input: dict[str, Any], thread_id: str | None = None) -> Run:
-        if self._draining:
+        if self.execution.draining:
             raise ShuttingDown("Beacon is shutting down; start the run again shortly")
         wf = self.workflows.get(workflow)
         if wf is None:
@@ -121,7 +111,7 @@ class RunManager:
         """The run's record, its LangGraph state, decisions and the stored rows of its pending approvals."""
         run = await self._get(thread_id)
         graph = self._graphs.get(run.workflow)
-        state = await graph.aget_state(self._config(thread_id)) if graph else None
+        state = await graph.aget_state(thread_config(thread_id)) if graph else None
         approvals: dict[str, Approval] = {}
         if state is not None and run.status == "waiting_approval" and state.interrupts:
             listed = await self.store.list_approvals(thread_id=thread_id)
@@ -134,7 +124,7 @@ class RunManager:
         graph = self._graphs.get(run.workflow)
         if graph is None:
             return []
-        return [snap async for snap in graph.aget_state_history(self._config(thread_id), limit=limit)]
+        return [snap async for snap in graph.aget_state_history(thread_config(thread_id), limit=limit)]
 
     async def decide(
         self,
@@ -148,7 +138,7 @@ class RunManager:
     ) -> Decision:
         async with self._locked(thread_id):
             run = await self._waiting(thread_id)
-            if (finishing := self._tasks.get(thread_id)) is not None:
+            if (finishing := self.execution.task(thread_id)) is not None:
                 # The step that began the wait is still ending: let it, or it could hand back the
                 # lease this decision takes.
                 await asyncio.wait([finishing])
@@ -203,7 +193,7 @@ class RunManager:
     async def _claim_waiting(self, thread_id: str, busy: Exception) -> None:
         """Take a waiting thread's lease; the node whose step began the wait may still be handing it back."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + HANDOVER
+        deadline = loop.time() + self.execution.handover
         while not await self.store.claim(thread_id, self.node, LEASE_TTL):
             run = await self.store.get_run(thread_id)
             if run is None or run.status != "waiting_approval" or loop.time() > deadline:
@@ -229,56 +219,31 @@ class RunManager:
         self.events.status(thread_id, run.workflow, "cancelled", cancelled_by=by, decided_at=record.decided_at)
         return await self._get(thread_id)
 
+    def spawn(self, thread_id: str, workflow: str, payload: Any) -> None:
+        self.execution.spawn(thread_id, workflow, payload)
+
     def stop_local(self, thread_id: str) -> asyncio.Task[None] | None:
-        task = self._tasks.get(thread_id)
-        if task is not None:
-            self._cancelling.add(thread_id)
-            task.cancel()
-        return task
+        return self.execution.stop_local(thread_id)
 
     def abandon(self, thread_ids: Collection[str]) -> None:
-        """Stop what this node executes without a lease any more (it lapsed while the store was
-        away, and another node may have taken the run over): the run is not cancelled."""
-        for thread_id in thread_ids:
-            task = self._tasks.get(thread_id)
-            if task is not None and thread_id in self._holding:
-                logger.warning("lease of run %s lost: stopping it here, another node continues it", thread_id)
-                self._holding.discard(thread_id)
-                self._abandoned.add(thread_id)
-                task.cancel()
+        self.execution.abandon(thread_ids)
+
+    async def drain(self, grace: float) -> None:
+        """Let each running step reach its next checkpoint, then stop; cancel after `grace`."""
+        await self.execution.drain(grace, reserved=lambda: bool(self._reserved))
+
+    async def release_all(self) -> None:
+        await self.execution.release_all()
 
     @property
     def leases(self) -> set[str]:
         """The threads whose lease this node holds or is taking."""
-        return self._holding | self._reserved
+        return self.execution.holding | self._reserved
 
     @property
     def holding(self) -> set[str]:
         """The threads this node executes under a lease it keeps renewing."""
-        return set(self._holding)
-
-    async def drain(self, grace: float) -> None:
-        """Let each running step reach its next checkpoint, then stop; cancel after `grace`."""
-        self._draining = True  # from here on nothing new is reserved, so nothing new starts
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        if self._tasks or self._reserved:
-            logger.info("waiting up to %.1fs for %d run(s) to reach a checkpoint", grace, len(self.executing))
-        while (self._tasks or self._reserved) and (left := deadline - loop.time()) > 0:
-            if self._tasks:
-                await asyncio.wait(list(self._tasks.values()), timeout=left)
-            else:  # a decision or take-over between its claim and its spawn: a store round trip away
-                await asyncio.sleep(min(0.01, left))
-        await cancel(*self._tasks.values())
-
-    async def release_all(self) -> None:
-        """After a drain: hand the stopped runs' leases back so any node may resume them."""
-        if self._leased:
-            # Whoever resumes them continues the log numbering from the store: store ours first.
-            await self.sink.flushed(1.0)
-        for thread_id in list(self._leased):
-            with contextlib.suppress(Exception):
-                await self.store.release(thread_id, self.node)
+        return self.execution.holding
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[RunManager]:
@@ -292,35 +257,32 @@ class RunManager:
 
     @property
     def draining(self) -> bool:
-        return self._draining
+        return self.execution.draining
 
     @property
     def active(self) -> int:
-        return len(self._tasks)
+        return len(self.execution.threads)
 
     @property
     def executing(self) -> set[str]:
         """The threads this node runs right now, or is about to."""
-        return self._tasks.keys() | self._reserved
+        return self.execution.threads | self._reserved
 
     def task(self, thread_id: str) -> asyncio.Task[None] | None:
         """The task executing `thread_id` on this node, if any."""
-        return self._tasks.get(thread_id)
+        return self.execution.task(thread_id)
 
     def footprint(self) -> dict[str, int]:
         """Sizes of the per-thread maps: all 0 once nothing runs, whatever ran before."""
         return {
-            "tasks": len(self._tasks),
+            **self.execution.footprint(),
             "reserved": len(self._reserved),
             "locks": len(self._locks),
-            "cancelling": len(self._cancelling),
-            "holding": len(self._holding),
-            "abandoned": len(self._abandoned),
         }
 
     async def pending(self, run: Run) -> list[dict[str, Any]]:
         """The interrupts a waiting run waits on: their ids and (JSON-safe) values."""
-        state = await self._graphs[run.workflow].aget_state(self._config(run.thread_id))
+        state = await self._graphs[run.workflow].aget_state(thread_config(run.thread_id))
         return [{"interrupt_id": i.id, "value": to_json(i.value)} for i in state.interrupts]
 
     async def take_over(self, run: Run) -> bool:
@@ -347,7 +309,7 @@ class RunManager:
     async def _resume_payload(self, run: Run) -> Any:
         """What continues a run from its last checkpoint: its input again if it never wrote one
         (it stopped before its first step was saved), else the decisions it has not applied yet."""
-        state = await self._graphs[run.workflow].aget_state(self._config(run.thread_id))
+        state = await self._graphs[run.workflow].aget_state(thread_config(run.thread_id))
         if state.created_at is None:
             return run.input
         return await self._unapplied_decisions(run)
@@ -361,9 +323,6 @@ class RunManager:
         return Command(resume={d.interrupt_id: _resume_value(d) for d in decided})
 
     # -- internals --------------------------------------------------------------------
-
-    def _config(self, thread_id: str) -> RunnableConfig:
-        return {"configurable": {"thread_id": thread_id}}
 
     @contextlib.asynccontextmanager
     async def _locked(self, thread_id: str) -> AsyncIterator[None]:
@@ -383,9 +342,9 @@ class RunManager:
         """Hold `thread_id` for this block unless this node executes it already (then raise `busy`,
         or yield False when it is None). A `spawn` inside the block keeps the thread. While
         draining nothing is reserved: ShuttingDown, or False."""
-        if self._draining and busy is not None:
+        if self.execution.draining and busy is not None:
             raise ShuttingDown("Beacon is shutting down; try again shortly")
-        if self._draining or thread_id in self._tasks or thread_id in self._reserved:
+        if self.execution.draining or thread_id in self.execution.threads or thread_id in self._reserved:
             if busy is not None:
                 raise busy
             yield False
@@ -396,117 +355,12 @@ class RunManager:
         finally:
             self._reserved.discard(thread_id)
 
-    async def _still_running(self, thread_id: str) -> bool:
-        """Cancelled elsewhere? A store that cannot answer right now does not stop the run."""
-        try:
-            run = await self.store.get_run(thread_id)
-        except StoreUnavailable:
-            return True
-        if run is None or run.status != "running":
-            run_log.warning("run stopped: it is %s", run.status if run else "gone")
-            return False
-        return True
-
     async def _get(self, thread_id: str) -> Run:
         run = await self.store.get_run(thread_id)
         if run is None:
             raise NotFound(f"no run with thread_id {thread_id!r}")
         return run
 
-    def spawn(self, thread_id: str, workflow: str, payload: Any) -> None:
-        """Run or resume a thread in a task this node tracks; the caller has claimed its lease,
-        which the task renews and hands back when the run waits, ends or stops."""
-        if thread_id in self._tasks:
-            raise RuntimeError(f"thread {thread_id} already executes on this node")
-        task = asyncio.create_task(self._drive(thread_id, workflow, payload), name=f"run:{thread_id}")
-        self._tasks[thread_id] = task
-        self._holding.add(thread_id)
-
-        def done(t: asyncio.Task[None]) -> None:
-            del self._tasks[thread_id]
-            self._holding.discard(thread_id)
-            self._cancelling.discard(thread_id)
-            self._abandoned.discard(thread_id)
-
-        task.add_done_callback(done)
-
-    async def _drive(self, thread_id: str, workflow: str, payload: Any) -> None:
-        with self.sink.scope(thread_id):  # this task's own context: every log line here is the run's
-            await self._execute(thread_id, workflow, payload)
-        if thread_id not in self._leased:
-            await self._hand_back(thread_id)
-
-    async def _hand_back(self, thread_id: str) -> None:
-        """Give up the thread's lease (no longer renewed from here on); a failure lets it lapse."""
-        if thread_id not in self._holding:
-            return  # handed back already, or lost
-        self._holding.discard(thread_id)
-        with contextlib.suppress(Exception):
-            await self.store.release(thread_id, self.node)
-
-    async def _execute(self, thread_id: str, workflow: str, payload: Any) -> None:
-        graph = self._graphs[workflow]
-        try:
-            # A resumed run streams the checkpoint it resumes from again: announce each once.
-            seen = None
-            if not isinstance(payload, dict):
-                seen = (await graph.aget_state(self._config(thread_id))).config["configurable"].get("checkpoint_id")
-            async for chunk in graph.astream(
-                payload, self._config(thread_id), stream_mode="checkpoints", durability="sync"
-            ):
-                checkpoint_id = chunk["config"]["configurable"]["checkpoint_id"]
-                if checkpoint_id == seen:
-                    continue
-                self.events.checkpoint(thread_id, checkpoint_id, chunk["metadata"])
-                if self._draining:
-                    self._leased.add(thread_id)
-                    return  # stopped at a saved checkpoint; resumed on the next start-up
-                if not await self._still_running(thread_id):
-                    break
-            else:
-                await self._finish(graph, thread_id, workflow)
-        except asyncio.CancelledError:
-            if thread_id in self._abandoned:
-                run_log.warning("this node lost the run's lease: another node continues it")
-                return
-            if thread_id not in self._cancelling:
-                self._leased.add(thread_id)
-                raise  # shutdown: the run stays `running` and resumes from its checkpoint
-            run_log.warning("run cancelled")
-        except Exception as exc:
-            await self._fail(thread_id, workflow, exc)
-
-    async def _finish(self, graph: Any, thread_id: str, workflow: str) -> None:
-        state = await graph.aget_state(self._config(thread_id))
-        if state.interrupts:
-            pending = [{"interrupt_id": i.id, "value": to_json(i.value)} for i in state.interrupts]  # as pending()
-            # Stored before the status flips, so the queue and the deadline timer see every waiting run.
-            since = datetime.now(UTC)
-            await self.store.put_approvals(
-                thread_id, approvals_for(thread_id, workflow, self.workflows[workflow], pending, since)
-            )
-            if await self.store.set_status(thread_id, "waiting_approval", expect=["running"]):
-                run_log.info("waiting for approval")
-                # Any node may take the decision, and it numbers its lines after the stored ones:
-                # store this run's first (bounded), then hand the lease over before announcing it.
-                await self.sink.stored(thread_id, HANDOVER / 2)
-                await self._hand_back(thread_id)
-                stored = (await self.store.list_approvals(thread_id=thread_id)).approvals
-                pending = with_deadlines(pending, {a.interrupt_id: a for a in stored})
-                self.events.status(thread_id, workflow, "waiting_approval", pending=pending)
-        elif await self.store.set_status(thread_id, "completed", expect=["running"]):
-            await forget(self.store, thread_id)
-            run_log.info("run completed")
-            self.events.status(thread_id, workflow, "completed")
-
-    async def _fail(self, thread_id: str, workflow: str, exc: Exception) -> None:
-        error = f"{type(exc).__name__}: {exc}"
-        run_log.error("run failed: %s", error, exc_info=True)
-        try:
-            if await self.store.set_status(thread_id, "failed", expect=["running"], error=error):
-                self.events.status(thread_id, workflow, "failed", error=error)
-        except Exception:
-            logger.exception("could not record the failure of run %s", thread_id)
 
 
 def _resume_value(d: Decision) -> dict[str, Any]:
