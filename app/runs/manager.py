@@ -69,7 +69,6 @@ class RunManager:
         self.node = node
         self.workflows = workflows
         graphs = {name: wf.graph.compile(checkpointer=checkpointer) for name, wf in workflows.items()}
-        self._graphs = graphs
         self.events = Events(outbox)
         self.execution = Execution(store, sink, self.events, graphs, workflows, lambda: self.node)
         # Threads this node is about to execute (claiming the lease, flipping the status): no other
@@ -110,7 +109,7 @@ class RunManager:
     async def snapshot(self, thread_id: str) -> Snapshot:
         """The run's record, its LangGraph state, decisions and the stored rows of its pending approvals."""
         run = await self._get(thread_id)
-        graph = self._graphs.get(run.workflow)
+        graph = self.execution.graphs.get(run.workflow)
         state = await graph.aget_state(thread_config(thread_id)) if graph else None
         approvals: dict[str, Approval] = {}
         if state is not None and run.status == "waiting_approval" and state.interrupts:
@@ -121,7 +120,7 @@ class RunManager:
     async def checkpoints(self, thread_id: str, limit: int) -> list[StateSnapshot]:
         """The thread's checkpoint history, newest first (empty for a workflow this node lacks)."""
         run = await self._get(thread_id)
-        graph = self._graphs.get(run.workflow)
+        graph = self.execution.graphs.get(run.workflow)
         if graph is None:
             return []
         return [snap async for snap in graph.aget_state_history(thread_config(thread_id), limit=limit)]
@@ -282,7 +281,7 @@ class RunManager:
 
     async def pending(self, run: Run) -> list[dict[str, Any]]:
         """The interrupts a waiting run waits on: their ids and (JSON-safe) values."""
-        state = await self._graphs[run.workflow].aget_state(thread_config(run.thread_id))
+        state = await self.execution.graphs[run.workflow].aget_state(thread_config(run.thread_id))
         return [{"interrupt_id": i.id, "value": to_json(i.value)} for i in state.interrupts]
 
     async def take_over(self, run: Run) -> bool:
@@ -309,7 +308,7 @@ class RunManager:
     async def _resume_payload(self, run: Run) -> Any:
         """What continues a run from its last checkpoint: its input again if it never wrote one
         (it stopped before its first step was saved), else the decisions it has not applied yet."""
-        state = await self._graphs[run.workflow].aget_state(thread_config(run.thread_id))
+        state = await self.execution.graphs[run.workflow].aget_state(thread_config(run.thread_id))
         if state.created_at is None:
             return run.input
         return await self._unapplied_decisions(run)
