@@ -41,6 +41,7 @@ NAMED = (
     Named("logging.level", "--log-level", "DEBUG, INFO, WARNING, ERROR"),
     Named("logging.format", "--log-format", "plain, or json: one JSON object per line"),
     Named("runs.grace_period", "--grace-period", "seconds running steps get to reach a checkpoint on shutdown"),
+    Named("graphs.config", "--graphs", "a LangGraph CLI langgraph.json whose graphs Beacon serves beside [workflows]"),
 )
 SEED_ENV = {n.env: n.key for n in NAMED if n.env}
 FLAGS = {n.key: n.flag for n in NAMED}
@@ -115,6 +116,11 @@ class LoggingConfig:
     format: str = "plain"  # or "json": one object per line (app/logformat.py)
 
 
+@dataclass(frozen=True)
+class GraphsConfig:
+    config: str = ""  # path of a langgraph.json (app/workflows/langgraph_json.py); "" for none
+
+
 WEBHOOK_EVENTS = ("waiting_approval", "completed", "failed", "cancelled")
 
 
@@ -146,6 +152,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     runs: RunsConfig = field(default_factory=RunsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    graphs: GraphsConfig = field(default_factory=GraphsConfig)
     workflows: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_WORKFLOWS))
     webhooks: tuple[WebhookConfig, ...] = ()  # only from the file: [[webhooks]] tables
 
@@ -309,7 +316,10 @@ def load_config(
 
     def put(section: str, key: str, value: Any, where: str) -> None:
         if section == "workflows":
-            workflows[key] = value
+            if value == "":  # how a default workflow is dropped (say, for a langgraph.json graph of its name)
+                workflows.pop(key, None)
+            else:
+                workflows[key] = value
             return
         if section not in raw:
             raise ConfigError(f"{where}: unknown section {section!r}")
