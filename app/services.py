@@ -67,9 +67,9 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
     if with_runs:  # LangGraph and the graphs load only where runs execute, not on a realtime node
         from app.runs.checkpoints import open_checkpointer
         from app.runs.manager import RunManager
-        from app.workflows import load_workflows
+        from app.workflows.langgraph_json import load_all
 
-        workflows = load_workflows(cfg.workflows)
+        workflows = await load_all(cfg.workflows, cfg.graphs.config)  # [workflows] and langgraph.json
     auth, login_token = load_auth(cfg)
     async with contextlib.AsyncExitStack() as stack:
         store = await stack.enter_async_context(open_store(cfg.store.url))
