@@ -10,6 +10,8 @@ const LABELS: Record<RunStatus, string> = {
   cancelled: "cancelled",
 };
 
+// A thread's runs (LangGraph's statuses) read as themselves: pending, running, success, error,
+// interrupted, timeout; "running" looks the same in both.
 export const statusLabel = (status: string) => LABELS[status as RunStatus] ?? status;
 
 export function StatusBadge({ status }: { status: string }) {

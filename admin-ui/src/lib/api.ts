@@ -28,10 +28,12 @@ export interface Pending {
 }
 export interface Decision {
   interrupt_id: string;
-  decision: "approve" | "reject" | "cancel";
+  /** "resume": answered with a resume value of the graph's own shape (kept in `data`). */
+  decision: "approve" | "reject" | "cancel" | "resume";
   comment: string | null;
   decided_at: string;
   decided_by: string | null;
+  data?: unknown;
 }
 export interface RunState extends Run {
   next: string[];
@@ -39,6 +41,21 @@ export interface RunState extends Run {
   values: Record<string, unknown>;
   checkpoint_id: string | null;
   decisions: Decision[];
+  /** The thread's latest run (LangGraph's model: a thread holds many runs). */
+  run_id?: string | null;
+}
+/** One run on a thread (GET /threads/{thread_id}/runs, the LangGraph Agent Server API). */
+export const THREAD_RUN_STATUSES = ["pending", "running", "success", "error", "interrupted", "timeout"] as const;
+export type ThreadRunStatus = (typeof THREAD_RUN_STATUSES)[number];
+export interface ThreadRun {
+  run_id: string;
+  thread_id: string;
+  assistant_id: string;
+  created_at: string;
+  updated_at: string;
+  status: ThreadRunStatus;
+  metadata: Record<string, unknown>;
+  multitask_strategy: string | null;
 }
 export interface RunsPage {
   runs: Run[];
@@ -95,7 +112,16 @@ export type AdminEvent =
   | { type: "run_event"; data: { thread_id: string; checkpoint_id: string; metadata: Record<string, unknown> } }
   | {
       type: "run_status";
-      data: { thread_id: string; workflow: string; status: RunStatus; at: string; event?: string; pending?: Pending[]; error?: string };
+      data: {
+        thread_id: string;
+        workflow: string;
+        status: RunStatus;
+        at: string;
+        event?: string;
+        pending?: Pending[];
+        error?: string;
+        run_id?: string;
+      };
     }
   | { type: "approval"; data: Decision };
 export interface SubscribeAck {
@@ -208,6 +234,15 @@ export const api = {
       comment: comment || null,
       interrupt_id: interruptId ?? null,
     }),
+  /** Answer an interrupt with a value of the graph's own shape: it reaches `interrupt()` as sent. */
+  resume: (threadId: string, resume: unknown, interruptId?: string) =>
+    call<{ status: string; decision: Decision }>("POST", `/approve/${id(threadId)}`, {
+      resume,
+      interrupt_id: interruptId ?? null,
+    }),
+  /** The thread's runs, newest first. */
+  threadRuns: (threadId: string, limit = 50, offset = 0) =>
+    call<ThreadRun[]>("GET", `/threads/${id(threadId)}/runs${q({ limit, offset })}`),
   cancel: (threadId: string) => call<Run>("POST", `/admin/runs/${id(threadId)}/cancel`),
   runs: (p: { status?: string; workflow?: string; limit?: number; cursor?: string | null }) =>
     call<RunsPage>("GET", `/admin/runs${q(p)}`),

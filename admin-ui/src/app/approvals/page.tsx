@@ -6,17 +6,12 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { type AdminEvent, type Approval, ApiError, api } from "@/lib/api";
 import { fmtDuration, fmtTime, shortId } from "@/lib/format";
 import { useAdminEvents } from "@/lib/hooks";
+import { summary } from "@/lib/interrupts";
 
 const PAGE = 100;
 
-/** The question a workflow asks: `value.question` when it has one, else the value as short JSON. */
-function question(value: unknown): string {
-  if (value && typeof value === "object" && typeof (value as { question?: unknown }).question === "string") {
-    return (value as { question: string }).question;
-  }
-  const text = JSON.stringify(value) ?? "";
-  return text.length > 160 ? `${text.slice(0, 160)}…` : text;
-}
+/** The question a workflow asks, the tool calls an agent wants reviewed, or the value as short JSON. */
+const question = (value: unknown) => summary(value);
 
 export default function ApprovalsPage() {
   const [items, setItems] = useState<Approval[] | null>(null);

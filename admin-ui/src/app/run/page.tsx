@@ -1,14 +1,16 @@
 "use client";
-// Run detail (/ui/run/?id=…): live log, checkpoint timeline, state, the pending approval, cancel.
+// Run detail (/ui/run/?id=…): live log, checkpoint timeline, state, the thread's runs, the pending
+// interrupt (whatever its shape), cancel.
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
 import { Suspense, useCallback, useEffect, useRef, useState } from "react";
 import { ApprovalPanel, type Notice } from "@/components/Approval";
 import { StatusBadge } from "@/components/Badges";
 import { LogView } from "@/components/LogView";
-import { type AdminEvent, ApiError, type Checkpoint, type Decision, type RunState, api } from "@/lib/api";
+import { type AdminEvent, ApiError, type Checkpoint, type Decision, type RunState, type ThreadRun, api } from "@/lib/api";
 import { fmtTime, pretty, shortId } from "@/lib/format";
 import { useAdminEvents } from "@/lib/hooks";
+import { resumeSummary } from "@/lib/interrupts";
 import { useLogFeed } from "@/lib/logfeed";
 
 export default function RunPage() {
@@ -31,6 +33,49 @@ function RunFromQuery() {
   return <RunView key={id} threadId={id} />;
 }
 
+const RUNS_SHOWN = 50;
+const DECIDED: Record<string, string> = { approve: "approved", reject: "rejected", cancel: "cancelled", resume: "answered" };
+
+/** The thread's runs: each execution on it (its first input, every resume), newest first. */
+function ThreadRuns({ runs, error, latest }: { runs: ThreadRun[] | null; error: string; latest: string | null }) {
+  if (runs === null && !error) return null;
+  return (
+    <section aria-labelledby="h-runs">
+      <h2 id="h-runs">
+        Runs <span className="muted small">{runs ? (runs.length >= RUNS_SHOWN ? `latest ${RUNS_SHOWN}` : runs.length) : ""}</span>
+      </h2>
+      {error && <p className="msg-error">Could not load the runs: {error}</p>}
+      {runs && !runs.length && <p className="muted">No run yet.</p>}
+      {!!runs?.length && (
+        <table className="runs thread-runs" aria-labelledby="h-runs">
+          <thead>
+            <tr>
+              <th scope="col">Run</th>
+              <th scope="col">Status</th>
+              <th scope="col">Created</th>
+              <th scope="col">Updated</th>
+            </tr>
+          </thead>
+          <tbody>
+            {runs.map((r) => (
+              <tr key={r.run_id} data-run={r.run_id} aria-current={r.run_id === latest ? "true" : undefined}>
+                <td className="mono" title={r.run_id}>
+                  {shortId(r.run_id)}
+                </td>
+                <td>
+                  <StatusBadge status={r.status} />
+                </td>
+                <td title={r.created_at}>{fmtTime(r.created_at)}</td>
+                <td title={r.updated_at}>{fmtTime(r.updated_at)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
+
 function mergeCheckpoints(known: Checkpoint[], more: Checkpoint[]): Checkpoint[] {
   const byId = new Map(known.map((c) => [c.checkpoint_id, c]));
   for (const c of more) byId.set(c.checkpoint_id, { ...byId.get(c.checkpoint_id), ...c });
@@ -41,6 +86,9 @@ function RunView({ threadId }: { threadId: string }) {
   const [run, setRun] = useState<RunState | null>(null);
   const [loadError, setLoadError] = useState<ApiError | null>(null);
   const [checkpoints, setCheckpoints] = useState<Checkpoint[]>([]);
+  // The thread's runs (newest first); null until loaded, or when this server does not list them.
+  const [runs, setRuns] = useState<ThreadRun[] | null>(null);
+  const [runsError, setRunsError] = useState("");
   const [notices, setNotices] = useState<(Notice & { id: number })[]>([]);
   const [confirmCancel, setConfirmCancel] = useState(false);
   // The `approval` event can beat the POST's answer: hold events for an interrupt this page is
@@ -51,7 +99,17 @@ function RunView({ threadId }: { threadId: string }) {
   const feed = useLogFeed(threadId);
   const say = (n: Notice) => setNotices((prev) => [...prev.slice(-2), { ...n, id: Date.now() + Math.random() }]);
 
+  const refreshRuns = useCallback(async () => {
+    try {
+      setRuns(await api.threadRuns(threadId, RUNS_SHOWN));
+      setRunsError("");
+    } catch (err) {
+      const e = err as ApiError;
+      setRunsError(e.status === 404 ? "" : e.message); // 404: not yet a run the Agent API knows
+    }
+  }, [threadId]);
   const refresh = useCallback(async () => {
+    void refreshRuns();
     try {
       const [state, history] = await Promise.all([api.status(threadId), api.history(threadId, 200)]);
       setRun(state);
@@ -60,7 +118,7 @@ function RunView({ threadId }: { threadId: string }) {
     } catch (err) {
       setLoadError(err as ApiError);
     }
-  }, [threadId]);
+  }, [threadId, refreshRuns]);
   const refreshSoon = () => {
     clearTimeout(timer.current);
     timer.current = setTimeout(refresh, 150);
@@ -90,7 +148,8 @@ function RunView({ threadId }: { threadId: string }) {
   const decidedElsewhere = (d: Decision) => {
     const by = d.decided_by ? ` by ${d.decided_by}` : "";
     const said = d.comment ? `: “${d.comment}”` : "";
-    say({ kind: "info", text: `Someone else ${d.decision === "approve" ? "approved" : "rejected"} this${by}${said}.` });
+    const did = d.decision === "approve" ? "approved" : d.decision === "reject" ? "rejected" : d.decision === "resume" ? "answered" : "cancelled";
+    say({ kind: "info", text: `Someone else ${did} this${by}${said}.` });
   };
   const sending = (interruptId: string) => held.current.set(interruptId, []);
   const decided = (n: Notice, interruptId: string, decision?: Decision) => {
@@ -166,6 +225,7 @@ function RunView({ threadId }: { threadId: string }) {
       <div className="detail">
         <LogView feed={feed} />
         <aside>
+          <ThreadRuns runs={runs} error={runsError} latest={run?.run_id ?? null} />
           <section aria-labelledby="h-timeline">
             <h2 id="h-timeline">Checkpoints</h2>
             <ol className="timeline" reversed>
@@ -197,9 +257,10 @@ function RunView({ threadId }: { threadId: string }) {
               <ul className="decisions">
                 {run.decisions.map((d) => (
                   <li key={d.interrupt_id + d.decided_at}>
-                    <strong>{d.decision === "approve" ? "approved" : d.decision === "cancel" ? "cancelled" : "rejected"}</strong> {fmtTime(d.decided_at)}
+                    <strong>{DECIDED[d.decision] ?? d.decision}</strong> {fmtTime(d.decided_at)}
                     {d.decided_by && ` by ${d.decided_by}`}
                     {d.comment && <q>{d.comment}</q>}
+                    {d.decision === "resume" && <code className="small resume-data">{resumeSummary(d.data)}</code>}
                   </li>
                 ))}
               </ul>
