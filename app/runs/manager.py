@@ -33,7 +33,7 @@ from app.runs.events import Events, dumps, to_json
 from app.runs.execution import Execution, thread_config
 from app.runs.logsink import LogSink
 from app.store import ACTIVE, Approval, Decision, Run, Store
-from app.workflows import Workflow
+from app.workflows import Workflow, compile_graph
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class RunManager:
         # process resumes its own runs at once instead of waiting out the lease.
         self.node = node
         self.workflows = workflows
-        graphs = {name: wf.graph.compile(checkpointer=checkpointer) for name, wf in workflows.items()}
+        graphs = {name: compile_graph(wf, checkpointer) for name, wf in workflows.items()}
         self.events = Events(outbox)
         self.execution = Execution(store, sink, self.events, graphs, workflows, lambda: self.node)
         # Threads this node is about to execute (claiming the lease, flipping the status): no other
