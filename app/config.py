@@ -140,6 +140,7 @@ DEFAULT_WORKFLOWS = {
     "review": "app.workflows.review:build",
     "deploy": "app.workflows.deploy:build",
     "bench": "app.workflows.bench:build",
+    "agent": "app.workflows.agent:build",
 }
 
 

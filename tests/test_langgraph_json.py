@@ -195,7 +195,7 @@ async def test_env_as_a_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         "LGJ_SET=from the file\n"
     )
     monkeypatch.setenv("LGJ_SET", "from the process")
-    workflows = await load_graphs(path)
+    await load_graphs(path)
     assert graph_module().GREETING == "hi there"
     assert os.environ["LGJ_QUOTED"] == "a # not a comment"
     assert os.environ["LGJ_PLAIN"] == "plain value"
@@ -223,10 +223,10 @@ async def test_keys_of_the_langgraph_cli_that_do_not_apply_are_ignored(tmp_path:
 
 
 async def test_merged_with_the_workflows_table(tmp_path: Path) -> None:
-    path = project(tmp_path, {"agent": "./agent.py:compiled"})
+    path = project(tmp_path, {"asker": "./agent.py:compiled"})
     cfg, _ = load_config(None, {}, {"graphs.config": str(path)})
     workflows = await load_all(cfg.workflows, cfg.graphs.config)
-    assert set(workflows) == {"review", "deploy", "bench", "agent"}
+    assert set(workflows) == {"review", "deploy", "bench", "agent", "asker"}
 
 
 async def test_a_name_in_both_is_an_error_unless_the_entry_is_dropped(tmp_path: Path) -> None:
