@@ -18,15 +18,10 @@ import pytest
 from conftest import TOKEN, Beacon, make_config, need_binary, running_beacon
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
-from playwright.async_api import Locator, Page, Route, async_playwright, expect
+from playwright.async_api import Locator, Page, Request, Route, async_playwright, expect
 from test_ui import CHROMIUM_ARGS, UI, need_ui, shot
 
-from app.config import DEFAULT_WORKFLOWS
-
 expect.set_options(timeout=15_000)
-
-# Until the example agent is a default workflow, the tests register it themselves.
-AGENT = {} if "agent" in DEFAULT_WORKFLOWS else {"workflows.agent": "app.workflows.agent:build"}
 
 
 class PickState(TypedDict, total=False):
@@ -49,10 +44,10 @@ def pick_graph() -> StateGraph[Any]:
 
 @pytest.fixture
 async def ui(tmp_path: Path) -> AsyncIterator[UI]:
-    """test_ui's fixture, with the agent and the pick graph registered beside the defaults."""
+    """test_ui's fixture, with the pick graph registered beside the default workflows (agent among them)."""
     chromium = need_binary("chromium")
     ui_dir = need_ui()
-    cfg = make_config(tmp_path, **{"rest.ui_dir": str(ui_dir), "workflows.pick": f"{__name__}:pick_graph", **AGENT})
+    cfg = make_config(tmp_path, **{"rest.ui_dir": str(ui_dir), "workflows.pick": f"{__name__}:pick_graph"})
     async with running_beacon(cfg) as beacon, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         ui = UI(beacon, browser)
@@ -131,7 +126,7 @@ async def test_reply_with_json_to_a_beacon_approval(ui: UI) -> None:
 
 
 async def test_an_interrupt_of_its_own_shape_gets_the_json_editor(ui: UI) -> None:
-    """Neither Beacon's nor HITL-shaped: the JSON editor is the form, any JSON value goes as sent; a 409 is explained."""
+    """Neither Beacon's nor HITL-shaped: the JSON editor is the form; a 409 is explained."""
     beacon = ui.beacon
     thread_id = await beacon.start("pick", {})
     waiting = await beacon.wait_status(thread_id, "waiting_approval")
@@ -187,7 +182,8 @@ async def review_send_email(page: Page) -> tuple[Locator, Locator]:
     approval = page.locator(".approval")
     await expect(approval.get_by_role("heading", name="Waiting for review")).to_be_visible()
     action = approval.get_by_role("group", name="Tool call 1 of 1: send_email")
-    await expect(action).to_contain_text("Send an email to alice@example.com: 'Send the Q3 report to Alice'")  # description
+    description = "Send an email to alice@example.com: 'Send the Q3 report to Alice'"
+    await expect(action).to_contain_text(description)
     await expect(action.locator(".fields")).to_contain_text("alice@example.com")  # the arguments
     choices = action.get_by_role("group", name="Decision for send_email")
     await expect(choices.get_by_role("button")).to_have_text(["Approve", "Edit", "Reject"])  # what the config allows
@@ -313,7 +309,12 @@ async def test_console_calls_carry_the_token(ui: UI) -> None:
     await ui.beacon.wait_status(thread_id, "waiting_approval")
     page = await ui.page()
     seen: list[str | None] = []
-    page.on("request", lambda r: seen.append(r.headers.get("authorization")) if "/runs" in r.url and "/threads/" in r.url else None)
+
+    def runs_request(request: Request) -> None:
+        if re.search(r"/threads/[^/]+/runs", request.url):
+            seen.append(request.headers.get("authorization"))
+
+    page.on("request", runs_request)
     await page.goto(ui.url(f"/ui/run/?id={thread_id}"))
     await expect(page.get_by_role("table", name=re.compile("^Runs")).locator("tbody tr")).to_have_count(1)
     assert seen and all(h == f"Bearer {TOKEN}" for h in seen)
