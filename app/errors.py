@@ -27,6 +27,10 @@ class ThreadExists(Conflict):
     code = "thread_exists"
 
 
+class ThreadBusy(Conflict):
+    code = "thread_busy"
+
+
 class TokenExists(Conflict):
     code = "token_exists"
 

@@ -12,6 +12,7 @@ THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 LOGS_CHANNEL = "logs"  # batches of stored log lines
 ADMIN_CHANNEL = "admin"  # run events and status changes
 CONTROL_CHANNEL = "control"  # REST nodes tell each other to cancel what they execute
+RUNS_CHANNEL = "runs"  # batches of stored server-sent events of runs (the Agent API's streams)
 
 LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LEVELS: dict[str, int] = logging.getLevelNamesMapping()  # also WARN, FATAL, NOTSET, as logging spells them

@@ -15,6 +15,7 @@ from app.origins import Origins
 from app.pubsub import Bus, create_backend
 from app.pubsub.outbox import Outbox
 from app.runs.logsink import LogSink
+from app.runs.streams import Followers, RunStreams
 from app.store import Store, open_store
 from app.tokens import Tokens
 from app.webhooks import Dispatcher
@@ -42,6 +43,7 @@ class Services:
     sink: LogSink | None = None  # where the REST listener runs
     runs: RunManager | None = None  # only where the REST listener runs
     webhooks: Dispatcher | None = None  # there too
+    followers: Followers | None = None  # there too: live events for the Agent API's streams
 
 
 def _bus_metrics(metrics: Metrics, bus: Bus) -> Metrics:
@@ -82,13 +84,15 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
             checkpointer = await stack.enter_async_context(open_checkpointer(cfg.store.url))
             outbox = await stack.enter_async_context(Outbox(bus).running())
             sink = await stack.enter_async_context(LogSink(store, outbox, cfg.runs.max_line_bytes).installed())
+            streams = await stack.enter_async_context(RunStreams(store, outbox).running())
             node = f"{socket.gethostname()}:{cfg.rest.port}"  # serve() renames it once bound
-            manager = RunManager(store, bus, outbox, checkpointer, workflows, sink, node)  # started by serve()
+            manager = RunManager(store, bus, outbox, checkpointer, workflows, sink, streams, node)  # started by serve()
             # Entered before the manager's tasks and closed after them: final status changes are still sent.
             # Also without hooks, so that deliveries a removed hook left pending are closed as failed.
             dispatcher = Dispatcher(cfg.webhooks, store, services.metrics, lambda: manager.node)
             services.webhooks = await stack.enter_async_context(dispatcher.running())
             manager.events.on_status.append(dispatcher.notify)
             services.sink = sink
+            services.followers = Followers(bus)  # the REST app runs its listener
             services.runs = manager
         yield services

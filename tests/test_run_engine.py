@@ -24,8 +24,10 @@ from app.errors import NotWaiting, ShuttingDown, StaleInterrupt
 from app.names import LOGS_CHANNEL
 from app.pubsub import Bus, create_backend
 from app.pubsub.outbox import Outbox
+from app.runs.jobs import Job
 from app.runs.logsink import LogSink
 from app.runs.manager import RunManager
+from app.runs.streams import RunStreams
 from app.services import open_services
 from app.store import LogLine, Store, open_store
 from app.workflows import Workflow
@@ -165,7 +167,8 @@ async def node(tmp_path: Path, name: str) -> AsyncIterator[Node]:
         outbox = await stack.enter_async_context(Outbox(bus).running())
         sink = await stack.enter_async_context(LogSink(store, outbox, 4096).installed())  # type: ignore[arg-type]
         workflows = {"asking": asking(), "quick": quick(), "twice": twice(), "blocking": blocking()}
-        manager = RunManager(store, bus, outbox, saver, workflows, sink, name)  # type: ignore[arg-type]
+        streams = await stack.enter_async_context(RunStreams(store, outbox).running())  # type: ignore[arg-type]
+        manager = RunManager(store, bus, outbox, saver, workflows, sink, streams, name)  # type: ignore[arg-type]
         yield Node(manager, store, sink, bus)
         await manager.drain(2)
 
@@ -224,7 +227,7 @@ async def test_a_second_spawn_for_a_thread_is_refused(tmp_path: Path) -> None:
     async with node(tmp_path, "a:1") as a:
         await a.manager.start("asking", {}, "t3")  # returns with the run's task created, not yet run
         with pytest.raises(RuntimeError, match="already executes"):
-            a.manager.spawn("t3", "asking", None)
+            a.manager.spawn(Job("t3", "asking", None))
         await settled(a, "t3", "waiting_approval")
         assert entered["t3:ask"] == 1
 

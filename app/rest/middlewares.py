@@ -111,8 +111,11 @@ def authenticate(auth: Auth, roles: Mapping[tuple[str, str], str]) -> Any:
         role = roles.get((method, resource.canonical if resource else ""), "admin")
         header = request.headers.get("Authorization", "")
         scheme, _, secret = header.partition(" ")
+        # The LangGraph SDKs send their key as x-api-key: the same tokens, the same roles.
+        token = secret.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
+        header = header or request.headers.get("x-api-key", "")
         try:
-            request[token_key] = auth.check(secret.strip() if scheme.lower() == "bearer" else None, role)
+            request[token_key] = auth.check(token, role)
         except Denied as exc:
             if exc.reason == "unauthorized":
                 message = "a bearer token is required" if not header else "unknown or revoked token"
@@ -137,8 +140,10 @@ def cors(origins: Origins) -> Any:
             response: web.StreamResponse = web.Response(
                 status=204,
                 headers={
-                    "Access-Control-Allow-Methods": "GET, POST",
-                    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-Id",
+                    "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE",
+                    "Access-Control-Allow-Headers": (
+                        "Authorization, Content-Type, X-Request-Id, X-Api-Key, Last-Event-ID, Cache-Control"
+                    ),
                     "Access-Control-Max-Age": "600",
                 },
             )
@@ -149,6 +154,7 @@ def cors(origins: Origins) -> Any:
                 response = exc
         if allowed and origin:
             response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Expose-Headers"] = "Content-Location, Location, X-Request-Id"
             response.headers["Vary"] = "Origin"
         if isinstance(response, web.HTTPException):
             raise response

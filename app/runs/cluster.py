@@ -37,11 +37,13 @@ class Executor(Protocol):
     @property
     def holding(self) -> Collection[str]: ...
 
-    def stop_local(self, thread_id: str) -> object: ...
+    def stop_local(self, thread_id: str, *, rollback: bool = False) -> object: ...
 
     def abandon(self, thread_ids: Collection[str]) -> None: ...
 
     async def take_over(self, run: Run) -> bool: ...
+
+    async def kick(self, thread_id: str) -> bool: ...
 
 
 class Cluster:
@@ -57,7 +59,7 @@ class Cluster:
                 try:
                     command = orjson.loads(message.data)
                     if command.get("type") == "cancel":
-                        self.runs.stop_local(str(command.get("thread_id")))
+                        self.runs.stop_local(str(command.get("thread_id")), rollback=bool(command.get("rollback")))
                 except Exception:
                     logger.warning("ignoring a malformed control message", exc_info=True)
 
@@ -82,7 +84,11 @@ class Cluster:
         self.runs.abandon(holding - renewed)
 
     async def resume_interrupted(self) -> int:
-        """Continue runs that are `running` with no live node executing them."""
+        """Continue runs that are `running` with no live node executing them, and start the queued
+        runs of threads whose node died between two runs."""
+        for thread_id in await self.store.queued_threads():
+            if thread_id not in self.runs.executing:
+                await self.runs.kick(thread_id)
         resumed, cursor = 0, None
         while True:
             page = await self.store.list_runs(status="running", limit=200, cursor=cursor)

@@ -1,4 +1,5 @@
-"""Execution: the tasks that run LangGraph graphs on this node, one per thread, under its lease."""
+"""Execution: the tasks that run LangGraph graphs on this node, one per thread, under its lease;
+a thread's queued runs follow one another in its task."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ from collections.abc import Callable, Collection, KeysView
 from datetime import UTC, datetime
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
-
 from app.background import cancel
 from app.errors import StoreUnavailable
 from app.runs.deadlines import approvals_for, forget
 from app.runs.events import Events, to_json, with_deadlines
+from app.runs.jobs import Job, job_of, thread_config
 from app.runs.logsink import LogSink
+from app.runs.streams import RunStreams
 from app.store import Store
 from app.workflows import Workflow
 
@@ -24,10 +25,6 @@ logger = logging.getLogger(__name__)
 run_log = logging.getLogger("beacon.run")
 
 HANDOVER = 3.0  # seconds a decision waits for the node whose step began the wait to hand its lease over
-
-
-def thread_config(thread_id: str) -> RunnableConfig:
-    return {"configurable": {"thread_id": thread_id}}
 
 
 class Execution:
@@ -40,6 +37,7 @@ class Execution:
         store: Store,
         sink: LogSink,
         events: Events,
+        streams: RunStreams,
         graphs: dict[str, Any],
         workflows: dict[str, Workflow],
         node: Callable[[], str],
@@ -47,6 +45,7 @@ class Execution:
         self._store = store
         self._sink = sink
         self._events = events
+        self._streams = streams
         self.graphs = graphs
         self._workflows = workflows
         self._node = node
@@ -57,6 +56,9 @@ class Execution:
         self._leased: set[str] = set()  # stopped by shutdown: leases to hand back
         self.draining = False
         self.handover = HANDOVER
+        self.after: dict[str, list[Callable[[], None]]] = {}  # called once the thread's task is done
+        self._stops: dict[str, asyncio.Future[None]] = {}  # done once the cancelled run has stopped
+        self._rollback: set[str] = set()  # threads whose cancelled run is rolled back
 
     def task(self, thread_id: str) -> asyncio.Task[None] | None:
         """The task executing `thread_id` on this node, if any."""
@@ -79,14 +81,19 @@ class Execution:
             "cancelling": len(self._cancelling),
             "holding": len(self._holding),
             "abandoned": len(self._abandoned),
+            "after": len(self.after),
+            "stops": len(self._stops),
+            "rollback": len(self._rollback),
         }
 
-    def spawn(self, thread_id: str, workflow: str, payload: Any) -> None:
+    def spawn(self, job: Job) -> None:
         """Run or resume a thread in a task this node tracks; the caller has claimed its lease,
-        which the task renews and hands back when the run waits, ends or stops."""
+        which the task renews and hands back when the thread waits, ends or stops. Runs queued
+        on the thread meanwhile follow in the same task, under the same lease."""
+        thread_id = job.thread_id
         if thread_id in self._tasks:
             raise RuntimeError(f"thread {thread_id} already executes on this node")
-        task = asyncio.create_task(self._drive(thread_id, workflow, payload), name=f"run:{thread_id}")
+        task = asyncio.create_task(self._drive(job), name=f"run:{thread_id}")
         self._tasks[thread_id] = task
         self._holding.add(thread_id)
 
@@ -95,12 +102,19 @@ class Execution:
             self._holding.discard(thread_id)
             self._cancelling.discard(thread_id)
             self._abandoned.discard(thread_id)
+            self._rollback.discard(thread_id)
+            self._stopped(thread_id)
+            for hook in self.after.pop(thread_id, ()):
+                hook()
 
         task.add_done_callback(done)
 
-    async def _drive(self, thread_id: str, workflow: str, payload: Any) -> None:
-        with self._sink.scope(thread_id):  # this task's own context: every log line here is the run's
-            await self._execute(thread_id, workflow, payload)
+    async def _drive(self, first: Job) -> None:
+        thread_id = first.thread_id
+        job: Job | None = first
+        while job is not None:
+            with self._sink.scope(thread_id):  # this task's own context: every log line here is the run's
+                job = await self._execute(job)
         if thread_id not in self._leased:
             await self._hand_back(thread_id)
 
@@ -112,39 +126,101 @@ class Execution:
         with contextlib.suppress(Exception):
             await self._store.release(thread_id, self._node())
 
-    async def _execute(self, thread_id: str, workflow: str, payload: Any) -> None:
+    async def _execute(self, job: Job) -> Job | None:
+        """Run the job to its end, a wait or a stop; the thread's next queued run, if it is to follow."""
+        thread_id, workflow = job.thread_id, job.workflow
         graph = self.graphs[workflow]
+        out = Emitter(self._streams, job)
+        out.emit("metadata", {"run_id": job.run_id, "attempt": job.attempt})
         try:
             # A resumed run streams the checkpoint it resumes from again: announce each once.
             seen = None
-            if not isinstance(payload, dict):
-                seen = (await graph.aget_state(thread_config(thread_id))).config["configurable"].get("checkpoint_id")
+            if not isinstance(payload := job.payload, dict):
+                seen = (await graph.aget_state(job.config())).config["configurable"].get("checkpoint_id")
             async for chunk in graph.astream(
-                payload, thread_config(thread_id), stream_mode="checkpoints", durability="sync"
+                payload,
+                job.config(),
+                stream_mode=["checkpoints", *job.modes],
+                subgraphs=job.subgraphs,
+                durability="sync",
+                context=job.context,
+                interrupt_before=job.interrupt_before,
+                interrupt_after=job.interrupt_after,
             ):
-                checkpoint_id = chunk["config"]["configurable"]["checkpoint_id"]
+                ns, mode, data = chunk if job.subgraphs else ((), *chunk)
+                if mode in job.modes:
+                    out.emit("|".join((mode, *ns)), data)
+                if mode != "checkpoints" or ns:
+                    continue
+                checkpoint_id = data["config"]["configurable"]["checkpoint_id"]
                 if checkpoint_id == seen:
                     continue
-                self._events.checkpoint(thread_id, checkpoint_id, chunk["metadata"])
+                self._events.checkpoint(thread_id, checkpoint_id, data["metadata"])
                 if self.draining:
                     self._leased.add(thread_id)
-                    return  # stopped at a saved checkpoint; resumed on the next start-up
-                if not await self._still_running(thread_id):
-                    break
-            else:
-                await self._finish(graph, thread_id, workflow)
+                    return None  # stopped at a saved checkpoint; resumed on the next start-up
+                if not await self._still_running(job):
+                    out.end("interrupted")
+                    return await self._next(thread_id)
+            return await self._finish(graph, job, out)
         except asyncio.CancelledError:
             if thread_id in self._abandoned:
                 run_log.warning("this node lost the run's lease: another node continues it")
-                return
+                return None
             if thread_id not in self._cancelling:
                 self._leased.add(thread_id)
                 raise  # shutdown: the run stays `running` and resumes from its checkpoint
             run_log.warning("run cancelled")
+            if (task := asyncio.current_task()) is not None:
+                task.uncancel()  # the cancel stopped this run; the task goes on with the next one
+            self._cancelling.discard(thread_id)
+            if thread_id in self._rollback:
+                self._rollback.discard(thread_id)
+                await self._roll_back(graph, job)
+            else:
+                out.end("interrupted")
+            self._stopped(thread_id)
+            return await self._next(thread_id)
         except Exception as exc:
-            await self._fail(thread_id, workflow, exc)
+            await self._fail(job, exc, out)
+            return await self._next(thread_id)
 
-    async def _finish(self, graph: Any, thread_id: str, workflow: str) -> None:
+    def _stopped(self, thread_id: str) -> None:
+        if (stop := self._stops.pop(thread_id, None)) is not None and not stop.done():
+            stop.set_result(None)
+
+    async def _roll_back(self, graph: Any, job: Job) -> None:
+        """Forget a cancelled run: the thread's state is again what it was before the run began."""
+        try:
+            async for snap in graph.aget_state_history(thread_config(job.thread_id)):
+                if snap.metadata.get("run_id") != job.run_id:
+                    await graph.aupdate_state(snap.config, None)  # a fork of it becomes the latest
+                    break
+            else:
+                await graph.checkpointer.adelete_thread(job.thread_id)
+            if job.run_id:
+                await self._store.delete_thread_run(job.run_id)
+            run_log.warning("run rolled back")
+        except Exception:
+            logger.exception("could not roll back run %s of %s", job.run_id, job.thread_id)
+
+    async def _next(self, thread_id: str) -> Job | None:
+        """The thread's oldest queued run, now running here (the lease is still this node's)."""
+        if self.draining:
+            return None
+        try:
+            run = await self._store.next_run(thread_id)
+        except Exception:
+            logger.warning("could not start the next queued run of %s: a resume scan will", thread_id, exc_info=True)
+            return None
+        if run is None:
+            return None
+        await forget(self._store, thread_id)  # new input leaves a pending interrupt unanswered
+        self._events.status(thread_id, run.workflow, "running", event="started", run_id=run.run_id)
+        return job_of(run)
+
+    async def _finish(self, graph: Any, job: Job, out: Emitter) -> Job | None:
+        thread_id, workflow = job.thread_id, job.workflow
         state = await graph.aget_state(thread_config(thread_id))
         if state.interrupts:
             pending = [{"interrupt_id": i.id, "value": to_json(i.value)} for i in state.interrupts]  # as pending()
@@ -153,35 +229,49 @@ class Execution:
             await self._store.put_approvals(
                 thread_id, approvals_for(thread_id, workflow, self._workflows[workflow], pending, since)
             )
-            if await self._store.set_status(thread_id, "waiting_approval", expect=["running"]):
-                run_log.info("waiting for approval")
+            if not await self._store.set_status(thread_id, "waiting_approval", expect=["running"]):
+                return await self._next(thread_id)
+            run_log.info("waiting for approval")
+            out.end("interrupted")
+            if (queued := await self._next(thread_id)) is None:
                 # Any node may take the decision, and it numbers its lines after the stored ones:
                 # store this run's first (bounded), then hand the lease over before announcing it.
                 await self._sink.stored(thread_id, self.handover / 2)
                 await self._hand_back(thread_id)
-                stored = (await self._store.list_approvals(thread_id=thread_id)).approvals
-                pending = with_deadlines(pending, {a.interrupt_id: a for a in stored})
-                self._events.status(thread_id, workflow, "waiting_approval", pending=pending)
-        elif await self._store.set_status(thread_id, "completed", expect=["running"]):
+            stored = (await self._store.list_approvals(thread_id=thread_id)).approvals
+            pending = with_deadlines(pending, {a.interrupt_id: a for a in stored})
+            self._events.status(thread_id, workflow, "waiting_approval", pending=pending, run_id=job.run_id)
+            return queued
+        if await self._store.set_status(thread_id, "completed", expect=["running"]):
             await forget(self._store, thread_id)
             run_log.info("run completed")
-            self._events.status(thread_id, workflow, "completed")
+            out.end("success")
+            self._events.status(thread_id, workflow, "completed", run_id=job.run_id)
+        return await self._next(thread_id)
 
-    async def _fail(self, thread_id: str, workflow: str, exc: Exception) -> None:
+    async def _fail(self, job: Job, exc: Exception, out: Emitter) -> None:
         error = f"{type(exc).__name__}: {exc}"
         run_log.error("run failed: %s", error, exc_info=True)
         try:
-            if await self._store.set_status(thread_id, "failed", expect=["running"], error=error):
-                self._events.status(thread_id, workflow, "failed", error=error)
+            if await self._store.set_status(job.thread_id, "failed", expect=["running"], error=error):
+                out.emit("error", {"error": type(exc).__name__, "message": str(exc)})
+                out.end("error")
+                self._events.status(job.thread_id, job.workflow, "failed", error=error, run_id=job.run_id)
         except Exception:
-            logger.exception("could not record the failure of run %s", thread_id)
+            logger.exception("could not record the failure of run %s", job.thread_id)
 
-    def stop_local(self, thread_id: str) -> asyncio.Task[None] | None:
+    def stop_local(self, thread_id: str, *, rollback: bool = False) -> asyncio.Future[None] | None:
+        """Stop the run this node executes on the thread (rolled back: its record and checkpoints
+        go); done once it has stopped, before the thread's next queued run starts."""
         task = self._tasks.get(thread_id)
-        if task is not None:
+        if task is None:
+            return None
+        if rollback:
+            self._rollback.add(thread_id)
+        if thread_id not in self._cancelling:
             self._cancelling.add(thread_id)
             task.cancel()
-        return task
+        return self._stops.setdefault(thread_id, asyncio.get_running_loop().create_future())
 
     def abandon(self, thread_ids: Collection[str]) -> None:
         """Stop what this node executes without a lease any more (it lapsed while the store was
@@ -217,13 +307,30 @@ class Execution:
             with contextlib.suppress(Exception):
                 await self._store.release(thread_id, self._node())
 
-    async def _still_running(self, thread_id: str) -> bool:
+    async def _still_running(self, job: Job) -> bool:
         """Cancelled elsewhere? A store that cannot answer right now does not stop the run."""
         try:
-            run = await self._store.get_run(thread_id)
+            run = await self._store.get_run(job.thread_id)
         except StoreUnavailable:
             return True
-        if run is None or run.status != "running":
+        if run is None or run.status != "running" or (job.run_id and run.run_id != job.run_id):
             run_log.warning("run stopped: it is %s", run.status if run else "gone")
             return False
         return True
+
+
+class Emitter:
+    """Numbers one run's events as its task makes them (it alone writes them)."""
+
+    def __init__(self, streams: RunStreams, job: Job) -> None:
+        self._streams = streams
+        self._run_id = job.run_id
+        self.seq = job.seq
+
+    def emit(self, event: str, data: Any) -> None:
+        if self._run_id is not None:
+            self.seq += 1
+            self._streams.emit(self._run_id, self.seq, event, data)
+
+    def end(self, status: str) -> None:
+        self.emit("end", {"run_id": self._run_id, "status": status})

@@ -14,7 +14,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command, StateSnapshot
 from marshmallow import ValidationError
 
-from app.background import background
+from app.background import Tasks, background
 from app.errors import (
     Conflict,
     Invalid,
@@ -30,12 +30,45 @@ from app.pubsub.outbox import Outbox
 from app.runs.cluster import LEASE_TTL, Cluster
 from app.runs.deadlines import Deadlines, forget
 from app.runs.events import Events, dumps, to_json
-from app.runs.execution import Execution, thread_config
+from app.runs.execution import Execution
+from app.runs.jobs import Job, job_of, thread_config
 from app.runs.logsink import LogSink
-from app.store import ACTIVE, Approval, Decision, Run, Store
+from app.runs.streams import RunStreams
+from app.store import ACTIVE, Approval, Decision, Run, Store, ThreadRun
 from app.workflows import Workflow, compile_graph
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a decision sends to one interrupt: `value` reaches `interrupt()`; the rest is audited."""
+
+    decision: str
+    value: Any
+    comment: str | None = None
+    data: Any = None
+
+
+def new_run(thread_id: str, workflow: str, kwargs: dict[str, Any], status: str, **extra: Any) -> ThreadRun:
+    ts = now_iso()
+    return ThreadRun(
+        run_id=str(uuid.uuid4()),
+        thread_id=thread_id,
+        assistant_id=extra.get("assistant_id") or assistant_id(workflow),
+        workflow=workflow,
+        status=status,
+        kwargs=kwargs,
+        metadata=extra.get("metadata") or {},
+        multitask_strategy=extra.get("multitask_strategy") or "reject",
+        created_at=ts,
+        updated_at=ts,
+    )
+
+
+def assistant_id(graph_id: str) -> str:
+    """A graph's default assistant: the id LangGraph's own server gives it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, graph_id))
 
 
 @dataclass(frozen=True)
@@ -57,12 +90,14 @@ class RunManager:
         checkpointer: BaseCheckpointSaver[Any],
         workflows: dict[str, Workflow],
         sink: LogSink,
+        streams: RunStreams,
         node: str,
     ) -> None:
         self.store = store
         self.bus = bus
         self.outbox = outbox
         self.sink = sink
+        self.streams = streams
         # One node executes a thread at a time: it holds the thread's lease in the store. The
         # name must survive a restart of the same listener (host and port), so that a restarted
         # process resumes its own runs at once instead of waiting out the lease.
@@ -70,11 +105,12 @@ class RunManager:
         self.workflows = workflows
         graphs = {name: compile_graph(wf, checkpointer) for name, wf in workflows.items()}
         self.events = Events(outbox)
-        self.execution = Execution(store, sink, self.events, graphs, workflows, lambda: self.node)
+        self.execution = Execution(store, sink, self.events, streams, graphs, workflows, lambda: self.node)
         # Threads this node is about to execute (claiming the lease, flipping the status): no other
         # path of this node may start them meanwhile, and their leases are renewed like running ones.
         self._reserved: set[str] = set()
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # with the number of holders and waiters
+        self._kicks = Tasks()  # queued runs started once the task before them is done
         self.cluster = Cluster(store, bus, self)
 
     # -- public API -------------------------------------------------------------------
@@ -92,18 +128,19 @@ class RunManager:
                 raise Invalid("invalid input", {"input": exc.messages}) from None
         thread_id = thread_id or uuid.uuid4().hex
         exists = ThreadExists(f"thread {thread_id!r} already exists")
+        first = new_run(thread_id, workflow, {"input": input}, "running")
         with self._reserve(thread_id, exists):
             # The lease first: from the moment the run is `running`, no other node may take it over.
             if not await self.store.claim(thread_id, self.node, LEASE_TTL):
                 raise exists
             try:
-                run = await self.store.create_run(thread_id, workflow, input)
+                run = await self.store.create_run(thread_id, workflow, input, first)
             except BaseException:
                 with contextlib.suppress(Exception):
                     await self.store.release(thread_id, self.node)
                 raise
-            self.events.status(run.thread_id, workflow, "running", event="started")
-            self.spawn(run.thread_id, workflow, input)
+            self.events.status(run.thread_id, workflow, "running", event="started", run_id=first.run_id)
+            self.spawn(job_of(first, input))
         return run
 
     async def snapshot(self, thread_id: str) -> Snapshot:
@@ -135,6 +172,21 @@ class RunManager:
         data: Any = None,
         decided_by: str | None = None,
     ) -> Decision:
+        """Approve or reject: the graph's `interrupt()` gets `{decision, comment, data}`."""
+        answer = Answer(decision, {"decision": decision, "comment": comment, "data": data}, comment, data)
+        _, [record] = await self.resume(thread_id, {interrupt_id: answer}, decided_by=decided_by)
+        return record
+
+    async def resume(
+        self,
+        thread_id: str,
+        answers: dict[str | None, Answer],
+        *,
+        decided_by: str | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> tuple[ThreadRun, list[Decision]]:
+        """Answer pending interrupts of a waiting thread (None: the only one) in a new run."""
         async with self._locked(thread_id):
             run = await self._waiting(thread_id)
             if (finishing := self.execution.task(thread_id)) is not None:
@@ -150,21 +202,29 @@ class RunManager:
                     # With the lease held nothing else moves the run: what it waits on now is what
                     # this decision answers (read before the claim, it could have moved on since).
                     run = await self._waiting(thread_id)
-                    interrupt_id = await self._pick_interrupt(run, interrupt_id)
+                    named = await self._pick_interrupts(run, list(answers))
+                    resume = {iid: answers[key].value for key, iid in named.items()}
+                    args = kwargs if kwargs is not None else {"command": {"resume": resume}}
+                    begin = new_run(thread_id, run.workflow, args, "running", **extra)
                     # The compare-and-set makes exactly one decision win, across processes too.
-                    if not await self.store.set_status(thread_id, "running", expect=["waiting_approval"]):
+                    if not await self.store.set_status(thread_id, "running", expect=["waiting_approval"], begin=begin):
                         raise decided
                 except BaseException:
                     with contextlib.suppress(Exception):
                         await self.store.release(thread_id, self.node)
                     raise
-                record = Decision(thread_id, interrupt_id, decision, comment, now_iso(), decided_by, data)
-                await self.store.record_decision(record)
-                await forget(self.store, thread_id, [interrupt_id])
-                self.events.decision(record)
-                self.events.status(thread_id, run.workflow, "running", event="resumed")
-                self.spawn(thread_id, run.workflow, Command(resume={interrupt_id: _resume_value(record)}))
-        return record
+                at = now_iso()
+                records = [
+                    Decision(thread_id, iid, a.decision, a.comment, at, decided_by, a.data)
+                    for a, iid in ((answers[key], iid) for key, iid in named.items())
+                ]
+                for record in records:
+                    await self.store.record_decision(record)
+                    self.events.decision(record)
+                await forget(self.store, thread_id, list(resume))
+                self.events.status(thread_id, run.workflow, "running", event="resumed", run_id=begin.run_id)
+                self.spawn(job_of(begin, Command(resume=resume)))
+        return begin, records
 
     async def _waiting(self, thread_id: str) -> Run:
         run = await self._get(thread_id)
@@ -172,14 +232,14 @@ class RunManager:
             raise NotWaiting(f"run is {run.status}, not waiting for approval", {"status": run.status})
         return run
 
-    async def _pick_interrupt(self, run: Run, interrupt_id: str | None) -> str:
-        """The pending interrupt a decision answers: the one named, else the only one."""
+    async def _pick_interrupts(self, run: Run, keys: list[str | None]) -> dict[str | None, str]:
+        """The pending interrupt each answer is for: the one named, else the only one."""
         pending = sorted(p["interrupt_id"] for p in await self.pending(run))
-        if interrupt_id is not None:
-            if interrupt_id not in pending:
-                details = {"pending": pending, "interrupt_id": interrupt_id}
-                raise StaleInterrupt("that approval is no longer pending", details)
-            return interrupt_id
+        if stale := sorted(k for k in keys if k is not None and k not in pending):
+            details = {"pending": pending, "interrupt_id": stale[0] if len(stale) == 1 else stale}
+            raise StaleInterrupt("that approval is no longer pending", details)
+        if None not in keys:
+            return {k: k for k in keys if k is not None}
         if len(pending) > 1:
             raise Invalid(
                 "several approvals are pending: name one with interrupt_id",
@@ -187,7 +247,7 @@ class RunManager:
             )
         if not pending:
             raise NotWaiting("run has no pending approval", {"status": run.status})
-        return pending[0]
+        return {None: pending[0]}
 
     async def _claim_waiting(self, thread_id: str, busy: Exception) -> None:
         """Take a waiting thread's lease; the node whose step began the wait may still be handing it back."""
@@ -199,7 +259,10 @@ class RunManager:
                 raise busy
             await asyncio.sleep(0.05)
 
-    async def cancel(self, thread_id: str, by: str | None = None, comment: str | None = None) -> Run:
+    async def cancel(
+        self, thread_id: str, by: str | None = None, comment: str | None = None, *, rollback: bool = False
+    ) -> Run:
+        """Stop the thread's current run (rolled back: as if it never ran); queued runs follow."""
         async with self._locked(thread_id):
             run = await self._get(thread_id)
             if not await self.store.set_status(thread_id, "cancelled", expect=ACTIVE):
@@ -208,21 +271,109 @@ class RunManager:
             record = Decision(thread_id, "", "cancel", comment, now_iso(), by)
             await self.store.record_decision(record)
             await forget(self.store, thread_id)
-            task = self.stop_local(thread_id)
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
+            stopped = self.stop_local(thread_id, rollback=rollback)
+        if stopped is not None:
+            await stopped
+        elif run.status == "waiting_approval" and rollback and run.run_id:
+            await self.store.delete_thread_run(run.run_id)  # nothing executes it: no state to undo here
         else:
             # Another node may execute it, or be resuming it right now (it was waiting when read);
             # it also stops at its next checkpoint if this message is lost.
-            self.outbox.put(CONTROL_CHANNEL, dumps({"type": "cancel", "thread_id": thread_id}))
-        self.events.status(thread_id, run.workflow, "cancelled", cancelled_by=by, decided_at=record.decided_at)
+            command = {"type": "cancel", "thread_id": thread_id, "rollback": rollback}
+            self.outbox.put(CONTROL_CHANNEL, dumps(command))
+        self.events.status(
+            thread_id, run.workflow, "cancelled", cancelled_by=by, decided_at=record.decided_at, run_id=run.run_id
+        )
+        await self.kick(thread_id)
         return await self._get(thread_id)
 
-    def spawn(self, thread_id: str, workflow: str, payload: Any) -> None:
-        self.execution.spawn(thread_id, workflow, payload)
+    async def submit(
+        self, thread_id: str, workflow: str, kwargs: dict[str, Any], *, by: str | None = None, **extra: Any
+    ) -> ThreadRun:
+        """A run of the Agent API: queued on the thread, as its `multitask_strategy` says, or a
+        resume (`command.resume`: one value, or a map of interrupt ids to values)."""
+        if self.execution.draining:
+            raise ShuttingDown("Beacon is shutting down; start the run again shortly")
+        if workflow not in self.workflows:
+            raise NotFound(f"unknown graph {workflow!r}", {"graphs": sorted(self.workflows)})
+        command = kwargs.get("command") or {}
+        if "resume" in command:
+            value = command["resume"]
+            answers: dict[str | None, Answer] = (
+                {iid: Answer("resume", v, data=v) for iid, v in value.items()}
+                if is_interrupt_map(value)
+                else {None: Answer("resume", value, data=value)}
+            )
+            run, _ = await self.resume(thread_id, answers, decided_by=by, kwargs=kwargs, **extra)
+            return run
+        strategy = extra.get("multitask_strategy") or "reject"
+        run = new_run(thread_id, workflow, kwargs, "pending", **extra)
+        await self.store.add_run(run, exclusive=strategy == "reject")
+        if strategy in ("interrupt", "rollback"):
+            current = await self._get(thread_id)
+            if current.status == "running":
+                with contextlib.suppress(Conflict):  # it ended meanwhile: nothing to stop
+                    await self.cancel(thread_id, by, f"multitask_strategy={strategy}", rollback=strategy == "rollback")
+        await self.kick(thread_id)
+        return await self.store.get_thread_run(run.run_id) or run
 
-    def stop_local(self, thread_id: str) -> asyncio.Task[None] | None:
-        return self.execution.stop_local(thread_id)
+    async def kick(self, thread_id: str) -> bool:
+        """Start the thread's oldest queued run here unless some run of it executes somewhere."""
+        with self._reserve(thread_id, None) as free:
+            if not free:
+                if self.execution.task(thread_id) is not None:
+                    # It may have looked for queued runs already: look again once it is done.
+                    self.execution.after.setdefault(thread_id, []).append(lambda: self._kick_soon(thread_id))
+                return False
+            if not await self.store.claim(thread_id, self.node, LEASE_TTL):
+                return False  # the node running it starts the next queued run when it ends
+            try:
+                run = await self.store.next_run(thread_id)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self.store.release(thread_id, self.node)
+                raise
+            if run is None:
+                await self.store.release(thread_id, self.node)
+                return False
+            await forget(self.store, thread_id)  # new input leaves a pending interrupt unanswered
+            self.events.status(thread_id, run.workflow, "running", event="started", run_id=run.run_id)
+            self.spawn(job_of(run))
+        return True
+
+    def _kick_soon(self, thread_id: str) -> None:
+        if not self.execution.draining:
+            self._kicks.spawn(self._kick_logged(thread_id))
+
+    async def _kick_logged(self, thread_id: str) -> None:
+        try:
+            await self.kick(thread_id)
+        except Exception:  # the resume scan tries again
+            logger.warning("could not start the queued runs of %s", thread_id, exc_info=True)
+
+    async def cancel_run(
+        self, thread_id: str, run_id: str, *, by: str | None = None, action: str = "interrupt"
+    ) -> None:
+        """Cancel one run: the thread's current one, or a queued one (it never starts)."""
+        run = await self.store.get_thread_run(run_id)
+        if run is None or run.thread_id != thread_id:
+            raise NotFound(f"no run {run_id!r} on thread {thread_id!r}")
+        if run.status == "pending":
+            if await self.store.set_run_status(run_id, "interrupted", expect=["pending"]):
+                if action == "rollback":
+                    await self.store.delete_thread_run(run_id)
+                return
+            run = await self.store.get_thread_run(run_id) or run
+        thread = await self._get(thread_id)
+        if thread.run_id != run_id or thread.status not in ACTIVE:
+            raise Conflict(f"run is {run.status}; only pending, running or interrupted runs can be cancelled")
+        await self.cancel(thread_id, by, rollback=action == "rollback")
+
+    def spawn(self, job: Job) -> None:
+        self.execution.spawn(job)
+
+    def stop_local(self, thread_id: str, *, rollback: bool = False) -> asyncio.Future[None] | None:
+        return self.execution.stop_local(thread_id, rollback=rollback)
 
     def abandon(self, thread_ids: Collection[str]) -> None:
         self.execution.abandon(thread_ids)
@@ -252,7 +403,10 @@ class RunManager:
             runs_supervisor=self.cluster.supervise(),
             runs_deadlines=Deadlines(self.store, self.sink, self).run(),
         ):
-            yield self
+            try:
+                yield self
+            finally:
+                await self._kicks.close()
 
     @property
     def draining(self) -> bool:
@@ -277,6 +431,7 @@ class RunManager:
             **self.execution.footprint(),
             "reserved": len(self._reserved),
             "locks": len(self._locks),
+            "kicks": len(self._kicks),
         }
 
     async def pending(self, run: Run) -> list[dict[str, Any]]:
@@ -302,7 +457,13 @@ class RunManager:
                 await self.store.release(run.thread_id, self.node)
                 return False
             logger.info("resuming run %s (%s) from its last checkpoint", run.thread_id, run.workflow)
-            self.spawn(run.thread_id, run.workflow, await self._resume_payload(run))
+            payload = await self._resume_payload(run)
+            current_run = await self.store.get_thread_run(run.run_id) if run.run_id else None
+            if current_run is None:
+                self.spawn(Job(run.thread_id, run.workflow, payload))
+            else:
+                seq = await self.store.last_event(current_run.run_id)
+                self.spawn(job_of(current_run, payload, attempt=2, seq=seq))
         return True
 
     async def _resume_payload(self, run: Run) -> Any:
@@ -362,9 +523,20 @@ class RunManager:
 
 
 
-def _resume_value(d: Decision) -> dict[str, Any]:
-    """What a workflow's `interrupt()` returns for a decision."""
+def _resume_value(d: Decision) -> Any:
+    """What a workflow's `interrupt()` returns for a decision: a resume value as it was sent."""
+    if d.decision == "resume":
+        return d.data
     return {"decision": d.decision, "comment": d.comment, "data": d.data}
+
+
+def is_interrupt_map(value: Any) -> bool:
+    """`{interrupt_id: value, ...}`: every key an interrupt id (LangGraph's are 32 hex digits)."""
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(isinstance(k, str) and len(k) == 32 and all(c in "0123456789abcdef" for c in k) for k in value)
+    )
 
 
 __all__: Sequence[str] = ["RunManager"]

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 
 from app.store.base import (
     ACTIVE,
+    RUN_STATUS_OF,
+    RUN_STATUSES,
     STATUSES,
     Approval,
     ApprovalPage,
@@ -14,12 +16,16 @@ from app.store.base import (
     LogLine,
     Page,
     Run,
+    RunEvent,
     Store,
+    ThreadRun,
     TokenRecord,
 )
 
 __all__ = [
     "ACTIVE",
+    "RUN_STATUSES",
+    "RUN_STATUS_OF",
     "STATUSES",
     "Approval",
     "ApprovalPage",
@@ -27,7 +33,9 @@ __all__ = [
     "LogLine",
     "Page",
     "Run",
+    "RunEvent",
     "Store",
+    "ThreadRun",
     "TokenRecord",
     "open_store",
 ]

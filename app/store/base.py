@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
 from app.names import iso
 
-STATUSES = ("running", "waiting_approval", "completed", "failed", "cancelled")
+# A thread's status, in the seed's words for its latest run; `idle`: created, never run.
+STATUSES = ("idle", "running", "waiting_approval", "completed", "failed", "cancelled")
 ACTIVE = ("running", "waiting_approval")
+# One run's status (LangGraph's), and what the thread's status makes of its current run.
+RUN_STATUSES = ("pending", "running", "success", "error", "interrupted", "timeout")
+RUN_STATUS_OF = {
+    "running": "running",
+    "waiting_approval": "interrupted",
+    "completed": "success",
+    "failed": "error",
+    "cancelled": "interrupted",
+}
 
 # Postgres advisory lock keys that serialize start-up migrations of several processes ("beacon").
 SCHEMA_LOCK = 0x6265_6163_6F6E  # the store's tables
@@ -28,6 +38,8 @@ class LogLine(TypedDict):
 
 @dataclass(frozen=True, slots=True)
 class Run:
+    """A thread, with the status of its latest run (what the seed's API calls a run)."""
+
     thread_id: str
     workflow: str
     status: str
@@ -35,6 +47,33 @@ class Run:
     created_at: str
     updated_at: str
     error: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None  # the thread's latest run
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRun:
+    """One run on a thread: new input or a resume, executed after the thread's earlier runs."""
+
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    workflow: str
+    status: str  # RUN_STATUSES
+    kwargs: dict[str, Any]  # what it was asked: input or command, stream modes, config
+    metadata: dict[str, Any]
+    multitask_strategy: str
+    created_at: str
+    updated_at: str
+
+
+class RunEvent(TypedDict):
+    """One server-sent event of a run, numbered from 1; `data` is its JSON text."""
+
+    run_id: str
+    seq: int
+    event: str
+    data: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +157,71 @@ class Page:
 
 
 class Store(Protocol):
-    async def create_run(self, thread_id: str, workflow: str, input: dict[str, Any]) -> Run:
-        """Insert a new run as `running`; raise ThreadExists if the id is taken."""
+    async def create_run(
+        self, thread_id: str, workflow: str, input: dict[str, Any], first: ThreadRun | None = None
+    ) -> Run:
+        """Insert a new thread as `running` (with `first` as its running run); ThreadExists if the id is taken."""
+        ...
+
+    async def create_thread(self, thread_id: str, metadata: dict[str, Any]) -> Run:
+        """Insert an `idle` thread with no run; raise ThreadExists if the id is taken."""
+        ...
+
+    async def update_thread(self, thread_id: str, metadata: dict[str, Any]) -> Run | None:
+        """Merge `metadata` into the thread's; None if there is no such thread."""
+        ...
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Forget the thread and everything Beacon stored of it; False if there was none."""
+        ...
+
+    async def search_threads(
+        self,
+        *,
+        metadata: dict[str, Any] | None = None,
+        statuses: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Threads whose metadata holds every pair of `metadata` (equal JSON), newest first."""
+        ...
+
+    async def add_run(self, run: ThreadRun, *, exclusive: bool) -> None:
+        """Queue `run` (pending) on its thread; with `exclusive`, raise ThreadBusy when the thread
+        runs or has queued runs. NotFound if the thread is gone."""
+        ...
+
+    async def next_run(self, thread_id: str) -> ThreadRun | None:
+        """Start the thread's oldest queued run unless it runs one: the run and the thread become `running`."""
+        ...
+
+    async def get_thread_run(self, run_id: str) -> ThreadRun | None: ...
+
+    async def list_thread_runs(
+        self, thread_id: str, *, limit: int = 10, offset: int = 0, status: str | None = None
+    ) -> list[ThreadRun]:
+        """The thread's runs, newest first."""
+        ...
+
+    async def set_run_status(self, run_id: str, status: str, *, expect: Sequence[str]) -> bool:
+        """Compare-and-set one run's status (a queued run cancelled, say)."""
+        ...
+
+    async def delete_thread_run(self, run_id: str) -> None: ...
+
+    async def queued_threads(self, limit: int = 100) -> list[str]:
+        """Threads with queued runs that run nothing now (their node may have died between runs)."""
+        ...
+
+    async def append_events(self, events: Sequence[RunEvent]) -> None:
+        """Write a batch in one statement; (run_id, seq) duplicates are ignored."""
+        ...
+
+    async def get_events(self, run_id: str, after: int = 0, limit: int = 1000) -> list[RunEvent]: ...
+
+    async def last_event(self, run_id: str) -> int:
+        """The seq of the run's last stored event (0: none)."""
         ...
 
     async def get_run(self, thread_id: str) -> Run | None: ...
@@ -131,8 +233,10 @@ class Store(Protocol):
         *,
         expect: Sequence[str] | None = None,
         error: str | None = None,
+        begin: ThreadRun | None = None,
     ) -> bool:
-        """Compare-and-set: change the status only if it is one of `expect`."""
+        """Compare-and-set: change the status only if it is one of `expect`. The thread's current
+        run follows (RUN_STATUS_OF); `begin` (a running run) becomes its current run instead."""
         ...
 
     async def list_runs(

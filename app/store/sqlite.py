@@ -14,8 +14,21 @@ import aiosqlite
 
 from app.errors import StoreUnavailable, ThreadExists, TokenExists
 from app.names import now_iso
-from app.store.base import Approval, ApprovalPage, Decision, Delivery, LogLine, Page, Run, TokenRecord, approval_row
+from app.store.base import (
+    RUN_STATUS_OF,
+    Approval,
+    ApprovalPage,
+    Decision,
+    Delivery,
+    LogLine,
+    Page,
+    Run,
+    ThreadRun,
+    TokenRecord,
+    approval_row,
+)
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
+from app.store.sqlite_threads import INSERT_RUN, THREADS_SCHEMA, SqliteThreads, migrate, run_row
 from app.store.urls import sqlite_path
 
 SCHEMA = """
@@ -26,7 +39,9 @@ CREATE TABLE IF NOT EXISTS runs (
     input TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    run_id TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at DESC, thread_id DESC);
 CREATE TABLE IF NOT EXISTS decisions (
@@ -94,7 +109,7 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (nod
 
 
 def _run(row: sqlite3.Row) -> Run:
-    return Run(**{**dict(row), "input": json.loads(row["input"])})
+    return Run(**{**dict(row), "input": json.loads(row["input"]), "metadata": json.loads(row["metadata"])})
 
 
 def _approval(row: sqlite3.Row) -> Approval:
@@ -116,7 +131,7 @@ def _guard() -> Iterator[None]:
         raise StoreUnavailable(f"store unavailable: {exc}") from exc
 
 
-class SqliteStore:
+class SqliteStore(SqliteThreads):
     """Every coroutine shares one connection: a write waits while a transaction is open on it,
     so no other write can slip into the transaction and be rolled back with it. Reads do not
     wait, so a read during a transaction sees its uncommitted rows."""
@@ -135,7 +150,8 @@ class SqliteStore:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
-            await db.executescript(SCHEMA)
+            await migrate(db)
+            await db.executescript(SCHEMA + THREADS_SCHEMA)
             yield cls(db)
 
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -162,14 +178,20 @@ class SqliteStore:
                     await self._db.rollback()
                     raise
 
-    async def create_run(self, thread_id: str, workflow: str, input: dict[str, Any]) -> Run:
+    async def create_run(
+        self, thread_id: str, workflow: str, input: dict[str, Any], first: ThreadRun | None = None
+    ) -> Run:
         ts = now_iso()
-        run = Run(thread_id, workflow, "running", input, ts, ts)
+        metadata = first.metadata if first else {}
+        run = Run(thread_id, workflow, "running", input, ts, ts, None, metadata, first.run_id if first else None)
         try:
-            await self._write(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (thread_id, workflow, run.status, json.dumps(input), ts, ts),
-            )
+            async with self._transaction() as db:
+                await db.execute(
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                    (thread_id, workflow, run.status, json.dumps(input), ts, ts, json.dumps(metadata), run.run_id),
+                )
+                if first is not None:
+                    await db.execute(INSERT_RUN, run_row(first))
         except sqlite3.IntegrityError:
             raise ThreadExists(f"thread {thread_id!r} already exists") from None
         return run
@@ -185,13 +207,26 @@ class SqliteStore:
         *,
         expect: Sequence[str] | None = None,
         error: str | None = None,
+        begin: ThreadRun | None = None,
     ) -> bool:
-        sql = "UPDATE runs SET status = ?, updated_at = ?, error = ? WHERE thread_id = ?"
-        args: list[Any] = [status, now_iso(), error, thread_id]
+        ts = now_iso()
+        sql = "UPDATE runs SET status = ?, updated_at = ?, error = ?, run_id = coalesce(?, run_id) WHERE thread_id = ?"
+        args: list[Any] = [status, ts, error, begin.run_id if begin else None, thread_id]
         if expect is not None:
             sql += f" AND status IN ({','.join('?' * len(expect))})"
             args += list(expect)
-        return (await self._write(sql, args)).rowcount == 1
+        async with self._transaction() as db:
+            rows = list(await db.execute_fetchall(sql + " RETURNING run_id", args))
+            if not rows:
+                return False
+            if begin is not None:
+                await db.execute(INSERT_RUN, run_row(begin))
+            elif rows[0][0] is not None and status in RUN_STATUS_OF:
+                await db.execute(
+                    "UPDATE thread_runs SET status = ?, updated_at = ? WHERE run_id = ?",
+                    (RUN_STATUS_OF[status], ts, rows[0][0]),
+                )
+        return True
 
     async def list_runs(
         self,
