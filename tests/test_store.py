@@ -9,14 +9,15 @@ import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from conftest import eventually
 from servers import PostgresServer
 
-from app.errors import StoreUnavailable, ThreadExists, TokenExists
-from app.store import Approval, Decision, LogLine, Store, TokenRecord, open_store
+from app.errors import NotFound, StoreUnavailable, ThreadBusy, ThreadExists, TokenExists
+from app.store import Approval, Decision, LogLine, RunEvent, Store, ThreadRun, TokenRecord, open_store
 from app.store.urls import sqlite_path
 
 
@@ -359,3 +360,391 @@ async def _ping_ok(store: Store) -> bool:
     except StoreUnavailable:
         return False
     return True
+
+
+# Threads and their runs (LangGraph's model): a thread holds many runs, queued in order.
+
+TS = "2026-01-01T00:00:00+00:00"
+
+
+def thread_run(run_id: str, thread_id: str = "t1", status: str = "pending", workflow: str = "review") -> ThreadRun:
+    """A run as the run manager queues it; every one has the same created_at, so only the queue orders them."""
+    kwargs = {"input": {"ask": run_id}, "stream_mode": ["values"], "config": {"tags": ["x"]}}
+    return ThreadRun(run_id, thread_id, "agent", workflow, status, kwargs, {"by": run_id}, "enqueue", TS, TS)
+
+
+def event(run_id: str, seq: int, data: str = "") -> RunEvent:
+    return RunEvent(run_id=run_id, seq=seq, event="values", data=data or f'{{"n": {seq}}}')
+
+
+async def test_create_thread_and_duplicate(store: Store) -> None:
+    metadata = {"owner": "alice ✓", "n": 1, "nested": {"k": [1, None, True]}}
+    created = await store.create_thread("t1", metadata)
+    assert (created.thread_id, created.workflow, created.status, created.input) == ("t1", "", "idle", {})
+    assert (created.metadata, created.run_id, created.error) == (metadata, None, None)
+    assert await store.get_run("t1") == created
+    with pytest.raises(ThreadExists):
+        await store.create_thread("t1", {"other": True})
+    with pytest.raises(ThreadExists):
+        await store.create_run("t1", "review", {})
+    assert await store.get_run("t1") == created  # the losers changed nothing
+    await store.create_run("t2", "review", {})
+    with pytest.raises(ThreadExists):
+        await store.create_thread("t2", {})
+
+
+async def test_update_thread_merges_metadata(store: Store) -> None:
+    created = await store.create_thread("t1", {"a": 1, "b": "x", "n": {"x": 1, "y": 2}})
+    updated = await store.update_thread("t1", {"b": "y", "c": [1, 2]})
+    assert updated is not None and updated.metadata == {"a": 1, "b": "y", "n": {"x": 1, "y": 2}, "c": [1, 2]}
+    assert updated.updated_at >= created.updated_at and updated.created_at == created.created_at
+    assert await store.get_run("t1") == updated
+    # A merge patch (RFC 7396, SQLite's json_patch): objects merge key by key, null removes a key.
+    patched = await store.update_thread("t1", {"n": {"y": None, "z": 3}, "a": None})
+    assert patched is not None and patched.metadata == {"b": "y", "n": {"x": 1, "z": 3}, "c": [1, 2]}
+    unchanged = await store.update_thread("t1", {})
+    assert unchanged is not None and unchanged.metadata == patched.metadata
+    assert await store.update_thread("missing", {"a": 1}) is None
+    assert await store.get_run("missing") is None
+
+
+async def test_search_threads_by_metadata_status_and_id(store: Store) -> None:
+    await store.create_thread("t0", {"env": "prod", "n": 1, "ok": True, "tags": {"team": "a", "k": [1, 2]}})
+    await store.create_thread("t1", {"env": "prod", "n": "1", "ok": False})
+    await store.create_thread("t2", {"env": "dev", "n": 1, "ok": True, "tags": {"team": "a"}})
+    await store.create_run("t3", "review", {})
+    await store.create_thread("t4", {})
+    await store.set_status("t3", "waiting_approval")
+
+    async def found(**filters: Any) -> list[str]:
+        return [r.thread_id for r in await store.search_threads(**filters)]
+
+    assert await found() == ["t4", "t3", "t2", "t1", "t0"]  # newest first
+    assert await found(metadata={"env": "prod"}) == ["t1", "t0"]
+    assert await found(metadata={"n": 1}) == ["t2", "t0"]  # the string "1" is not the number 1
+    assert await found(metadata={"n": "1"}) == ["t1"]
+    assert await found(metadata={"ok": True}) == ["t2", "t0"]
+    assert await found(metadata={"ok": False}) == ["t1"]
+    assert await found(metadata={"ok": 1}) == []  # true is not 1
+    assert await found(metadata={"env": "prod", "n": 1}) == ["t0"]  # every pair
+    assert await found(metadata={"env": "prod", "n": 2}) == []
+    assert await found(metadata={"tags": {"team": "a", "k": [1, 2]}}) == ["t0"]
+    assert await found(metadata={"tags": {"team": "a"}}) == ["t2"]  # equal, not contained
+    assert await found(metadata={"missing": None}) == []
+    assert await found(metadata={"env": "prod"}, statuses=["idle"]) == ["t1", "t0"]
+    assert await found(statuses=["waiting_approval", "running"]) == ["t3"]
+    assert await found(statuses=["completed"]) == []
+    assert await found(ids=["t0", "t3", "nope"]) == ["t3", "t0"]
+    assert await found(ids=["t0", "t3"], statuses=["idle"]) == ["t0"]
+    assert await found(limit=2) == ["t4", "t3"]
+    assert await found(limit=2, offset=2) == ["t2", "t1"]
+    assert await found(limit=2, offset=4) == ["t0"]
+    assert await found(limit=2, offset=5) == []
+    [t0] = await store.search_threads(ids=["t0"])
+    assert t0 == await store.get_run("t0")
+
+
+async def test_add_run_needs_a_thread_and_exclusive_rejects_a_busy_one(store: Store) -> None:
+    with pytest.raises(NotFound):
+        await store.add_run(thread_run("r0", "missing"), exclusive=False)
+    with pytest.raises(NotFound):
+        await store.add_run(thread_run("r0", "missing"), exclusive=True)
+    assert await store.get_thread_run("r0") is None
+
+    await store.create_run("busy", "review", {})  # running
+    with pytest.raises(ThreadBusy) as busy:
+        await store.add_run(thread_run("r1", "busy"), exclusive=True)
+    assert busy.value.details == {"multitask_strategy": "reject"}
+    await store.add_run(thread_run("r2", "busy"), exclusive=False)  # enqueue: waits its turn
+
+    await store.create_thread("idle", {})
+    await store.add_run(thread_run("r3", "idle"), exclusive=True)
+    with pytest.raises(ThreadBusy):  # idle, but a run is queued
+        await store.add_run(thread_run("r4", "idle"), exclusive=True)
+    assert [r.run_id for r in await store.list_thread_runs("busy")] == ["r2"]
+    assert [r.run_id for r in await store.list_thread_runs("idle")] == ["r3"]
+    assert await store.get_thread_run("r3") == thread_run("r3", "idle")
+
+
+async def test_concurrent_exclusive_add_run_accepts_one(store_url: str) -> None:
+    # Two stores on one database: two processes, as far as the database can tell.
+    async with open_store(store_url) as one, open_store(store_url) as two:
+        await one.create_thread("t1", {})
+        tries = [(one, two)[n % 2].add_run(thread_run(f"r{n}"), exclusive=True) for n in range(20)]
+        results = await asyncio.gather(*tries, return_exceptions=True)
+        assert sum(r is None for r in results) == 1, results
+        assert all(isinstance(r, ThreadBusy) for r in results if r is not None), results
+        assert len(await two.list_thread_runs("t1", limit=100)) == 1
+
+
+async def test_next_run_starts_the_oldest_queued_run(store: Store) -> None:
+    assert await store.next_run("missing") is None
+    await store.create_thread("t1", {"m": 1})
+    assert await store.next_run("t1") is None  # nothing queued
+    for n in range(5):
+        await store.add_run(thread_run(f"r{n}", workflow=f"w{n}"), exclusive=False)
+    for n in range(5):
+        run = await store.next_run("t1")
+        assert run is not None and run == replace(thread_run(f"r{n}", workflow=f"w{n}"), status="running",
+                                                  updated_at=run.updated_at)
+        assert await store.get_thread_run(run.run_id) == run
+        thread = await store.get_run("t1")
+        assert thread is not None and (thread.status, thread.run_id, thread.workflow) == ("running", f"r{n}", f"w{n}")
+        assert thread.metadata == {"m": 1} and thread.input == {}
+        assert await store.next_run("t1") is None  # one at a time
+        pending = await store.list_thread_runs("t1", status="pending", limit=10)
+        assert [r.run_id for r in pending] == [f"r{i}" for i in reversed(range(n + 1, 5))]
+        assert await store.set_status("t1", "completed" if n % 2 else "failed", expect=["running"], error="e")
+    assert await store.next_run("t1") is None
+    statuses = [(r.run_id, r.status) for r in await store.list_thread_runs("t1")]
+    assert statuses == [(f"r{n}", "success" if n % 2 else "error") for n in reversed(range(5))]
+    failed = await store.get_run("t1")
+    assert failed is not None and failed.error == "e"
+    await store.add_run(thread_run("r5"), exclusive=True)
+    assert (await store.next_run("t1")) is not None
+    cleared = await store.get_run("t1")
+    assert cleared is not None and cleared.error is None  # a new run starts clean
+
+
+async def test_next_run_waits_for_a_waiting_thread_to_run_nothing(store: Store) -> None:
+    await store.create_thread("t1", {})
+    await store.add_run(thread_run("r0"), exclusive=False)
+    await store.add_run(thread_run("r1"), exclusive=False)
+    assert (await store.next_run("t1")) is not None
+    assert await store.set_status("t1", "waiting_approval", expect=["running"])
+    assert (await store.get_thread_run("r0")).status == "interrupted"  # type: ignore[union-attr]
+    run = await store.next_run("t1")  # an interrupted thread runs nothing: the queue moves on
+    assert run is not None and run.run_id == "r1"
+
+
+async def test_concurrent_next_run_has_one_winner(store_url: str) -> None:
+    async with open_store(store_url) as one, open_store(store_url) as two:
+        await one.create_thread("t1", {})
+        await one.add_run(thread_run("r0"), exclusive=False)
+        results = await asyncio.gather(*((one, two)[n % 2].next_run("t1") for n in range(20)))
+        assert [r.run_id for r in results if r is not None] == ["r0"]
+        thread = await two.get_run("t1")
+        assert thread is not None and (thread.status, thread.run_id) == ("running", "r0")
+
+
+async def test_set_status_moves_the_current_run(store: Store) -> None:
+    await store.create_thread("t1", {})
+    await store.add_run(thread_run("r1"), exclusive=False)
+    await store.next_run("t1")
+
+    async def status_of(run_id: str) -> str | None:
+        run = await store.get_thread_run(run_id)
+        return run and run.status
+
+    assert await store.set_status("t1", "waiting_approval", expect=["running"])
+    assert await status_of("r1") == "interrupted"
+    begin = thread_run("r2", status="running")
+    assert not await store.set_status("t1", "running", expect=["running"], begin=begin)
+    assert await store.get_thread_run("r2") is None  # refused: nothing of `begin` stays
+    assert await store.set_status("t1", "running", expect=["waiting_approval"], begin=begin)
+    assert await store.get_thread_run("r2") == begin and await status_of("r1") == "interrupted"
+    thread = await store.get_run("t1")
+    assert thread is not None and (thread.status, thread.run_id) == ("running", "r2")
+    assert await store.set_status("t1", "completed", expect=["running"])
+    assert (await status_of("r2"), await status_of("r1")) == ("success", "interrupted")
+
+    assert await store.set_status("t1", "running", begin=thread_run("r3", status="running"))
+    assert await store.set_status("t1", "failed", error="boom")
+    assert await status_of("r3") == "error"
+    assert await store.set_status("t1", "running", begin=thread_run("r4", status="running"))
+    assert await store.set_status("t1", "cancelled")
+    assert await status_of("r4") == "interrupted"
+    assert [r.run_id for r in await store.list_thread_runs("t1")] == ["r4", "r3", "r2", "r1"]
+
+    await store.create_run("old", "review", {})  # a thread with no run of its own: only its status moves
+    assert await store.set_status("old", "completed")
+    assert (await store.get_run("old")).run_id is None  # type: ignore[union-attr]
+
+
+async def test_create_run_with_its_first_run(store: Store) -> None:
+    first = replace(thread_run("f1", "t1", status="running"), metadata={"owner": "bob", "n": 2})
+    run = await store.create_run("t1", "review", {"x": 1}, first=first)
+    assert (run.status, run.run_id, run.metadata, run.input) == ("running", "f1", {"owner": "bob", "n": 2}, {"x": 1})
+    assert await store.get_run("t1") == run
+    assert await store.get_thread_run("f1") == first
+    assert await store.list_thread_runs("t1") == [first]
+    with pytest.raises(ThreadExists):
+        await store.create_run("t1", "review", {}, first=thread_run("f2", "t1", status="running"))
+    assert await store.get_thread_run("f2") is None  # one transaction: the loser's run is gone too
+    assert await store.set_status("t1", "waiting_approval")
+    assert (await store.get_thread_run("f1")).status == "interrupted"  # type: ignore[union-attr]
+
+
+async def test_list_thread_runs_newest_first(store: Store) -> None:
+    await store.create_thread("t1", {})
+    await store.create_thread("t2", {})
+    for n in range(4):
+        await store.add_run(thread_run(f"r{n}"), exclusive=False)
+    await store.add_run(thread_run("other", "t2"), exclusive=False)
+    await store.next_run("t1")
+    assert await store.set_run_status("r2", "interrupted", expect=["pending"])
+
+    async def listed(**kw: Any) -> list[str]:
+        return [r.run_id for r in await store.list_thread_runs("t1", **kw)]
+
+    assert await listed() == ["r3", "r2", "r1", "r0"]
+    assert await listed(limit=2) == ["r3", "r2"]
+    assert await listed(limit=2, offset=3) == ["r0"]
+    assert await listed(status="pending") == ["r3", "r1"]
+    assert await listed(status="running") == ["r0"]
+    assert await listed(status="pending", limit=1, offset=1) == ["r1"]
+    assert await listed(status="success") == []
+    assert await store.list_thread_runs("missing") == []
+
+
+async def test_set_run_status_is_compare_and_set(store: Store) -> None:
+    await store.create_thread("t1", {})
+    await store.add_run(thread_run("r1"), exclusive=False)
+    assert not await store.set_run_status("r1", "running", expect=["running", "interrupted"])
+    assert await store.set_run_status("r1", "interrupted", expect=["pending"])
+    assert not await store.set_run_status("r1", "interrupted", expect=["pending"])
+    assert not await store.set_run_status("missing", "interrupted", expect=["pending"])
+    run = await store.get_thread_run("r1")
+    assert run is not None and run.status == "interrupted" and run.updated_at >= TS
+    assert await store.next_run("t1") is None  # no longer queued
+    assert not await store.set_run_status("r1", "pending", expect=[])
+
+
+async def test_delete_thread_run_and_its_events(store: Store) -> None:
+    await store.create_thread("t1", {})
+    await store.add_run(thread_run("r1"), exclusive=False)
+    await store.add_run(thread_run("r2"), exclusive=False)
+    await store.append_events([event("r1", 1), event("r1", 2), event("r2", 1)])
+    await store.delete_thread_run("r1")
+    await store.delete_thread_run("r1")  # again: nothing to do
+    await store.delete_thread_run("missing")
+    assert await store.get_thread_run("r1") is None and await store.get_events("r1") == []
+    assert await store.last_event("r1") == 0
+    assert [r.run_id for r in await store.list_thread_runs("t1")] == ["r2"]
+    assert await store.get_events("r2") == [event("r2", 1)]
+
+
+async def test_queued_threads_are_those_that_run_nothing(store: Store) -> None:
+    assert await store.queued_threads() == []
+    await store.create_thread("idle", {})
+    await store.create_thread("empty", {})
+    await store.create_run("busy", "review", {})
+    await store.create_run("done", "review", {})
+    await store.set_status("done", "completed")
+    await store.create_thread("cancelled", {})
+    for thread_id in ("idle", "busy", "done", "cancelled"):
+        await store.add_run(thread_run(f"r-{thread_id}", thread_id), exclusive=False)
+    await store.add_run(thread_run("r-idle-2", "idle"), exclusive=False)
+    assert await store.set_run_status("r-cancelled", "interrupted", expect=["pending"])
+    assert sorted(await store.queued_threads()) == ["done", "idle"]
+    assert len(await store.queued_threads(limit=1)) == 1
+    await store.next_run("idle")  # it runs now (its second run still queued)
+    assert await store.queued_threads() == ["done"]
+
+
+async def test_events_append_dedupe_and_page(store: Store) -> None:
+    assert await store.get_events("r1") == [] and await store.last_event("r1") == 0
+    await store.append_events([])
+    await store.append_events([event("r1", 1), event("r1", 2), event("r1", 2, '"dup in batch"'), event("r2", 1)])
+    await store.append_events([event("r1", 1, '"replayed"'), event("r1", 3, '{"text": "a\\nb ✓ \\u0000"}')])
+    got = await store.get_events("r1")
+    assert [e["seq"] for e in got] == [1, 2, 3]
+    assert got[:2] == [event("r1", 1), event("r1", 2)]  # the first write wins
+    assert got[2] == event("r1", 3, '{"text": "a\\nb ✓ \\u0000"}')
+    assert [e["seq"] for e in await store.get_events("r1", after=1)] == [2, 3]
+    assert [e["seq"] for e in await store.get_events("r1", after=0, limit=2)] == [1, 2]
+    assert await store.get_events("r1", after=3) == []
+    assert await store.last_event("r1") == 3 and await store.last_event("r2") == 1
+    await store.append_events([event("big", seq) for seq in range(1, 1201)])  # more than one chunk
+    assert [e["seq"] for e in await store.get_events("big", after=1000)] == list(range(1001, 1201))
+
+
+async def test_delete_thread_removes_everything_of_it(store_url: str) -> None:
+    async with open_store(store_url) as store:
+        for thread_id in ("t1", "t2"):
+            await store.create_run(thread_id, "review", {}, first=thread_run(f"{thread_id}-r1", thread_id, "running"))
+            await store.add_run(thread_run(f"{thread_id}-r2", thread_id), exclusive=False)
+            await store.append_events([event(f"{thread_id}-r1", 1), event(f"{thread_id}-r2", 1)])
+            await store.append_logs([line(thread_id, 1)])
+            await store.put_approvals(thread_id, [pending(thread_id, "i1")])
+            await store.record_decision(Decision(thread_id, "i0", "approve", None, TS, "alice"))
+            assert await store.claim(thread_id, "node-a", 30)
+        assert await store.delete_thread("t1")
+        assert not await store.delete_thread("t1")
+        assert not await store.delete_thread("missing")
+
+        assert await store.get_run("t1") is None and await store.list_thread_runs("t1") == []
+        assert await store.get_events("t1-r1") == [] and await store.get_events("t1-r2") == []
+        assert await store.get_logs("t1") == [] and await store.decisions("t1") == []
+        assert await store.claim("t1", "node-b", 30)  # the lease went too
+        await store.release("t1", "node-b")
+        tables = {
+            "runs": "thread_id",
+            "thread_runs": "thread_id",
+            "run_events": "run_id",
+            "logs": "thread_id",
+            "approvals": "thread_id",
+            "decisions": "thread_id",
+            "leases": "thread_id",
+        }
+        for table, column in tables.items():  # what another process sees: committed, t2's rows only
+            assert set(committed(store_url, f"SELECT DISTINCT {column} FROM {table}")) <= {"t2", "t2-r1", "t2-r2"}
+            assert committed(store_url, f"SELECT count(*) FROM {table}") != [0], table
+        assert await store.get_thread_run("t2-r2") is not None and len(await store.get_events("t2-r1")) == 1
+
+
+async def test_nul_in_metadata_does_not_lose_it(store: Store) -> None:
+    await store.create_thread("t1", {"k": "before\x00after", "list": ["\x00"], "a\\u0000": "\\\x00"})
+    stored = await store.get_run("t1")
+    assert stored is not None and stored.metadata["k"].startswith("before") and stored.metadata["k"].endswith("after")
+    assert stored.metadata["a\\u0000"].startswith("\\") and len(stored.metadata["list"][0]) == 1
+    assert [r.thread_id for r in await store.search_threads(metadata={"k": stored.metadata["k"]})] == ["t1"]
+    updated = await store.update_thread("t1", {"more": "x\x00"})
+    assert updated is not None and updated.metadata["more"].startswith("x")
+
+
+OLD_RUNS = (
+    "CREATE TABLE runs (thread_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL,"
+    " input TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, error TEXT)"
+)
+OLD_ROW = ("old", "review", "waiting_approval", '{"topic": "x"}', TS, TS, None)
+
+
+async def check_migrated(url: str) -> None:
+    """A store made before threads held many runs opens, reads its runs and takes the new calls."""
+    for _ in range(2):  # a second open finds nothing to migrate
+        async with open_store(url) as store:
+            old = await store.get_run("old")
+            assert old is not None and (old.status, old.input, old.metadata, old.run_id) == (
+                "waiting_approval",
+                {"topic": "x"},
+                {},
+                None,
+            )
+            assert [r.thread_id for r in (await store.list_runs()).runs][-1] == "old"
+    async with open_store(url) as store:
+        begin = thread_run("r1", "old", "running")
+        assert await store.set_status("old", "running", expect=["waiting_approval"], begin=begin)
+        assert (await store.get_run("old")).run_id == "r1"  # type: ignore[union-attr]
+        updated = await store.update_thread("old", {"k": 1})
+        assert updated is not None and updated.metadata == {"k": 1}
+        assert [r.thread_id for r in await store.search_threads(metadata={"k": 1})] == ["old"]
+        await store.create_thread("new", {"k": 2})
+        assert {r.thread_id for r in await store.search_threads()} == {"old", "new"}
+
+
+async def test_old_sqlite_store_migrates(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.sqlite"
+    with contextlib.closing(sqlite3.connect(sqlite_path(url))) as db:
+        db.execute(OLD_RUNS)
+        db.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", OLD_ROW)
+        db.commit()
+    await check_migrated(url)
+
+
+async def test_old_postgres_store_migrates(postgres_server: PostgresServer) -> None:
+    url = postgres_server.create_database()
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(OLD_RUNS.replace("thread_id TEXT", 'thread_id TEXT COLLATE "C"'))
+        db.execute("INSERT INTO runs VALUES (%s, %s, %s, %s, %s, %s, %s)", OLD_ROW)
+    await check_migrated(url)

@@ -11,8 +11,8 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.errors import StoreUnavailable, ThreadExists, TokenExists
 from app.names import now_iso
 from app.store.base import (
+    RUN_STATUS_OF,
     SCHEMA_LOCK,
     Approval,
     ApprovalPage,
@@ -30,16 +31,26 @@ from app.store.base import (
     LogLine,
     Page,
     Run,
+    ThreadRun,
     TokenRecord,
     approval_row,
 )
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
+from app.store.postgres_threads import (
+    INSERT_RUN,
+    THREADS_SCHEMA,
+    Conn,
+    PostgresThreads,
+    Query,
+    T,
+    jsonb,
+    migrate,
+    run_row,
+)
+from app.store.postgres_threads import pg_text as _text
+from app.store.postgres_threads import thread as _run
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-Conn = psycopg.AsyncConnection[DictRow]
-Query = Callable[[Conn], Awaitable[T]]
 
 # COLLATE "C": byte order, as SQLite compares, so listings and cursors order the same way.
 SCHEMA = """
@@ -50,7 +61,9 @@ CREATE TABLE IF NOT EXISTS runs (
     input TEXT NOT NULL,
     created_at TEXT COLLATE "C" NOT NULL,
     updated_at TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    metadata JSONB NOT NULL DEFAULT '{}',
+    run_id TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at DESC, thread_id DESC);
 CREATE TABLE IF NOT EXISTS decisions (
@@ -122,15 +135,6 @@ RETRY_AFTER = 0.5  # while the server is down, seconds between calls that try it
 UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
 
 
-def _text(value: str) -> str:
-    """Postgres text cannot hold NUL; SQLite can. Keep the line, mark the byte."""
-    return value.replace("\x00", "\ufffd") if "\x00" in value else value
-
-
-def _run(row: DictRow) -> Run:
-    return Run(**{**row, "input": json.loads(row["input"])})
-
-
 def _approval(row: DictRow) -> Approval:
     return Approval(**{**row, "value": json.loads(row["value"])})
 
@@ -147,7 +151,7 @@ def describe(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
 
 
-class PostgresStore:
+class PostgresStore(PostgresThreads):
     def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]], timeout: float) -> None:
         self._pool = pool
         self._timeout = timeout
@@ -181,6 +185,8 @@ class PostgresStore:
             async with pool.connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 await conn.execute(SCHEMA)
+                await migrate(conn)
+                await conn.execute(THREADS_SCHEMA)
         except UNAVAILABLE as exc:
             await pool.close(timeout=1)
             raise StoreUnavailable(f"cannot open the postgres store at {describe(url)}: {exc}") from exc
@@ -289,14 +295,24 @@ class PostgresStore:
 
         return await self._call(query)
 
-    async def create_run(self, thread_id: str, workflow: str, input: dict[str, Any]) -> Run:
+    async def create_run(
+        self, thread_id: str, workflow: str, input: dict[str, Any], first: ThreadRun | None = None
+    ) -> Run:
         ts = now_iso()
-        run = Run(thread_id, workflow, "running", input, ts, ts)
+        metadata = first.metadata if first else {}
+        run = Run(thread_id, workflow, "running", input, ts, ts, None, metadata, first.run_id if first else None)
+
+        async def query(conn: Conn) -> None:
+            async with conn.transaction():
+                await conn.execute(
+                    "INSERT INTO runs VALUES (%s, %s, %s, %s, %s, %s, NULL, %s::jsonb, %s)",
+                    (thread_id, workflow, run.status, json.dumps(input), ts, ts, jsonb(metadata), run.run_id),
+                )
+                if first is not None:
+                    await conn.execute(INSERT_RUN, run_row(first))
+
         try:
-            await self._execute(
-                "INSERT INTO runs VALUES (%s, %s, %s, %s, %s, %s, NULL)",
-                (thread_id, workflow, run.status, json.dumps(input), ts, ts),
-            )
+            await self._call(query)
         except psycopg.errors.UniqueViolation:
             raise ThreadExists(f"thread {thread_id!r} already exists") from None
         return run
@@ -312,13 +328,31 @@ class PostgresStore:
         *,
         expect: Sequence[str] | None = None,
         error: str | None = None,
+        begin: ThreadRun | None = None,
     ) -> bool:
-        sql = "UPDATE runs SET status = %s, updated_at = %s, error = %s WHERE thread_id = %s"
-        args: list[Any] = [status, now_iso(), None if error is None else _text(error), thread_id]
+        ts = now_iso()
+        sql = "UPDATE runs SET status = %s, updated_at = %s, error = %s, run_id = coalesce(%s, run_id)"
+        sql += " WHERE thread_id = %s"
+        args: list[Any] = [status, ts, None if error is None else _text(error), begin and begin.run_id, thread_id]
         if expect is not None:
             sql += " AND status = ANY(%s)"
             args.append(list(expect))
-        return await self._execute(sql, args) == 1
+
+        async def query(conn: Conn) -> bool:
+            async with conn.transaction():
+                row = await (await conn.execute(sql + " RETURNING run_id", args)).fetchone()
+                if row is None:
+                    return False
+                if begin is not None:
+                    await conn.execute(INSERT_RUN, run_row(begin))
+                elif row["run_id"] is not None and status in RUN_STATUS_OF:
+                    await conn.execute(
+                        "UPDATE thread_runs SET status = %s, updated_at = %s WHERE run_id = %s",
+                        (RUN_STATUS_OF[status], ts, row["run_id"]),
+                    )
+            return True
+
+        return await self._call(query)
 
     async def list_runs(
         self,
