@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import Gauge
 
+from app.background import background
 from app.keys import config_key, services_key, started_key
 from app.metrics import metrics_handler
 from app.rest.health import probe_ctx
-from app.rest.keys import probe_key, runs_key
+from app.rest.keys import followers_key, probe_key, runs_key
 from app.rest.middlewares import authenticate, cors, errors, security_headers, timing
 from app.rest.openapi import openapi
 from app.rest.probe import Probe
 from app.rest.routes import ROUTES, setup_routes
 from app.rest.ui import setup_ui
+from app.runs.streams import Followers
 from app.services import Services
 
 # Routes outside the table (not in the OpenAPI document) and who may call them.
@@ -69,5 +72,13 @@ def create_rest_app(services: Services) -> web.Application:
     app.router.add_get("/openapi.json", openapi(ROUTES))
     app.router.add_get("/metrics", metrics_handler(services.metrics))
     app.on_response_prepare.append(security_headers)
+    app[followers_key] = services.followers or Followers(services.bus)
     app.cleanup_ctx.append(probe_ctx)
+    app.cleanup_ctx.append(followers_ctx)
     return app
+
+
+async def followers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The live side of the Agent API's streams: this node's readers get the bus's run events."""
+    async with background(rest_followers=app[followers_key].listen()):
+        yield

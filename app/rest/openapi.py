@@ -16,7 +16,7 @@ from app.names import THREAD_ID
 from app.rest.schemas import Error
 
 if TYPE_CHECKING:
-    from app.rest.routes import Route
+    from app.rest.route import Route
 
 ERROR_TEXT = {
     400: "Malformed request",
@@ -44,20 +44,34 @@ def _spec() -> APISpec:
     return spec
 
 
-PATH_PATTERNS = {"thread_id": THREAD_ID.pattern, "name": TOKEN_NAME.pattern}
+PATH_PATTERNS = {
+    "thread_id": THREAD_ID.pattern,
+    "name": TOKEN_NAME.pattern,
+    "run_id": THREAD_ID.pattern,
+    "assistant_id": THREAD_ID.pattern,
+    "checkpoint_id": THREAD_ID.pattern,
+}
+
+
+def _content(route: Route) -> dict[str, Any]:
+    if route.stream:
+        return {"text/event-stream": {"schema": {"type": "string", "description": "server-sent events"}}}
+    schema: Any = {"type": "array", "items": route.response} if route.many else route.response
+    return {"application/json": {"schema": schema}}
 
 
 def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
     spec = _spec()
     paths: dict[str, dict[str, Any]] = {}
+    names: dict[str, int] = {}
     for route in routes:
+        name = route.handler.__name__  # one handler may serve two paths: the second gets a suffix
+        names[name] = names.get(name, 0) + 1
         op: dict[str, Any] = {
             "summary": route.summary,
             "tags": [route.tag],
-            "operationId": route.handler.__name__,
-            "responses": {
-                str(route.status): {"description": "OK", "content": {"application/json": {"schema": route.response}}}
-            },
+            "operationId": name if names[name] == 1 else f"{name}_{names[name]}",
+            "responses": {str(route.status): {"description": "OK", "content": _content(route)}},
         }
         if route.role != "public":
             op["security"] = [{"bearer": []}]

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-
 from aiohttp import web
-from marshmallow import Schema
 
 from app.rest import approvals as a
 from app.rest import handlers as h
 from app.rest import schemas as s
 from app.rest import tokens as t
 from app.rest import webhooks as w
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    summary: str
-    response: type[Schema]
-    status: int = 200
-    body: type[Schema] | None = None
-    query: type[Schema] | None = None
-    errors: tuple[int, ...] = ()
-    tag: str = "runs"
-    # The smallest role allowed (viewer < operator < admin), or "public": no default, so a new
-    # route cannot ship without a decision (tests/test_auth.py walks this table).
-    role: str = field(kw_only=True)
-
+from app.rest.agent.routes import AGENT_ROUTES
+from app.rest.route import Route
 
 ROUTES = (
     Route(
@@ -190,6 +170,7 @@ ROUTES = (
         tag="health",
         role="public",
     ),
+    *AGENT_ROUTES,
 )
 
 

@@ -22,6 +22,7 @@ from app.errors import (
     NotWaiting,
     ShuttingDown,
     StaleInterrupt,
+    ThreadBusy,
     ThreadExists,
 )
 from app.names import CONTROL_CHANNEL, now_iso
@@ -104,6 +105,7 @@ class RunManager:
         self.node = node
         self.workflows = workflows
         graphs = {name: compile_graph(wf, checkpointer) for name, wf in workflows.items()}
+        self.checkpointer = checkpointer
         self.events = Events(outbox)
         self.execution = Execution(store, sink, self.events, streams, graphs, workflows, lambda: self.node)
         # Threads this node is about to execute (claiming the lease, flipping the status): no other
@@ -111,6 +113,7 @@ class RunManager:
         self._reserved: set[str] = set()
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # with the number of holders and waiters
         self._kicks = Tasks()  # queued runs started once the task before them is done
+        self.started_at = now_iso()  # the default assistants' creation time
         self.cluster = Cluster(store, bus, self)
 
     # -- public API -------------------------------------------------------------------
@@ -316,6 +319,29 @@ class RunManager:
                     await self.cancel(thread_id, by, f"multitask_strategy={strategy}", rollback=strategy == "rollback")
         await self.kick(thread_id)
         return await self.store.get_thread_run(run.run_id) or run
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """Stop what runs on the thread, then forget it: its records, events, logs and checkpoints."""
+        run = await self._get(thread_id)
+        if run.status in ACTIVE:
+            with contextlib.suppress(Conflict):
+                await self.cancel(thread_id, comment="thread deleted")
+        if (task := self.execution.task(thread_id)) is not None:
+            await asyncio.gather(task, return_exceptions=True)  # queued runs stop too: their thread goes
+        await self.store.delete_thread(thread_id)
+        await self.checkpointer.adelete_thread(thread_id)
+
+    async def update_state(self, run: Run, values: Any, as_node: str | None, checkpoint_id: str | None) -> Any:
+        """Write values into the thread's state as `as_node` would; not while a run executes."""
+        graph = self.execution.graphs.get(run.workflow)
+        if graph is None:
+            raise Invalid(f"thread {run.thread_id!r} has no graph yet: run it first")
+        if run.status == "running":
+            raise ThreadBusy(f"thread {run.thread_id!r} is busy")
+        config = thread_config(run.thread_id)
+        if checkpoint_id:
+            config["configurable"]["checkpoint_id"] = checkpoint_id
+        return await graph.aupdate_state(config, values, as_node=as_node)
 
     async def kick(self, thread_id: str) -> bool:
         """Start the thread's oldest queued run here unless some run of it executes somewhere."""

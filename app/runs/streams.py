@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 RETRY_DELAY = 0.5
 MAX_PENDING = 100_000  # events held while the store is down; the oldest go first beyond it
 FOLLOW_QUEUE = 10_000  # live events buffered per reader; beyond it the reader refills from the store
+HEARTBEAT = 10.0  # seconds without an event before a reader re-reads the store (and a stream sends a comment)
+PAGE = 500
 
 
 def _default(value: Any) -> Any:
@@ -125,6 +127,51 @@ class Followers:
     @property
     def following(self) -> int:
         return len(self._queues)
+
+    async def events(
+        self,
+        store: Store,
+        run_id: str,
+        after: int,
+        finished: Callable[[], Awaitable[bool]],
+        idle: float = HEARTBEAT,
+    ) -> AsyncIterator[RunEvent | None]:
+        """The run's events after seq `after`, each once and in order: the stored ones, then live
+        ones, until its `end`. None after every `idle` s without one (time for a heartbeat); the
+        store is read again then, and the stream ends if `finished()` says the run is over."""
+        last, ended = after, False
+        with self.follow(run_id) as live:
+
+            async def stored() -> AsyncIterator[RunEvent]:
+                nonlocal last, ended
+                while not ended:
+                    page = await store.get_events(run_id, after=last, limit=PAGE)
+                    for event in page:
+                        last, ended = event["seq"], event["event"] == "end"
+                        yield event
+                    if len(page) < PAGE:
+                        return
+
+            async for event in stored():
+                yield event
+            while not ended:
+                try:
+                    item = await asyncio.wait_for(live.get(), idle)
+                except TimeoutError:
+                    yield None
+                    async for event in stored():  # a message the bus lost, or a run that went away
+                        yield event
+                    if not ended and await finished():
+                        async for event in stored():
+                            yield event
+                        return
+                    continue
+                if item is None or item["seq"] > last + 1:  # dropped or lost: the store has them
+                    async for event in stored():
+                        yield event
+                elif item["seq"] == last + 1:
+                    last, ended = item["seq"], item["event"] == "end"
+                    yield item
 
     async def listen(self) -> None:
         async with self._bus.subscribe(RUNS_CHANNEL) as messages:

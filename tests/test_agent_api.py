@@ -1,0 +1,138 @@
+"""The official langgraph-sdk Python client against a real Beacon, on each stack."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ROOT, TOKEN, Beacon, make_config, running_beacon
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import NotFoundError
+
+GRAPHS = ROOT / "tests" / "graphs" / "langgraph.json"
+
+
+@pytest.fixture
+async def agent(tmp_path: Path, stack: dict[str, str]) -> AsyncIterator[tuple[Beacon, LangGraphClient]]:
+    cfg = make_config(tmp_path, **stack, **{"graphs.config": str(GRAPHS)})
+    async with running_beacon(cfg) as b, get_client(url=b.rest, api_key=TOKEN) as client:
+        yield b, client
+
+
+async def parts(stream: AsyncIterator[Any]) -> list[tuple[str, Any, str | None]]:
+    return [(p.event, p.data, p.id) async for p in stream]
+
+
+async def test_stream_interrupt_resume_and_continue(agent: tuple[Beacon, LangGraphClient]) -> None:
+    b, client = agent
+    thread = await client.threads.create(metadata={"user": "ada"})
+    tid = thread["thread_id"]
+    got = await parts(
+        client.runs.stream(
+            tid, "chat", input={"messages": ["hi"]}, stream_mode=["values", "updates", "messages-tuple", "custom"]
+        )
+    )
+    events = [e for e, _, _ in got]
+    assert events[0] == "metadata" and events[-1] == "end", events
+    assert "custom" in events and "updates" in events
+    ids = [int(i) for _, _, i in got if i is not None]
+    assert ids == list(range(1, len(got) + 1))  # every event has an id, in order, gap-free
+    last_values = [d for e, d, _ in got if e == "values"][-1]
+    [interrupt] = last_values["__interrupt__"]
+    assert interrupt["value"] == {"question": "ok?", "draft": "draft 1"}
+
+    state = await client.threads.get_state(tid)
+    [task] = state["tasks"]
+    assert [i["id"] for i in task["interrupts"]] == [interrupt["id"]]
+    fetched = await client.threads.get(tid)
+    assert fetched["status"] == "interrupted"
+    assert [i["id"] for i in fetched["interrupts"][task["id"]]] == [interrupt["id"]]
+    assert fetched["metadata"]["graph_id"] == "chat" and fetched["metadata"]["user"] == "ada"
+
+    # Resume with a value of the graph's own shape: it reaches interrupt() as sent.
+    done = await client.runs.wait(tid, "chat", command={"resume": {"ok": True, "note": "ship it"}})
+    assert done["messages"][-1] == "answer {'ok': True, 'note': 'ship it'}"
+    assert (await client.threads.get(tid))["status"] == "idle"
+
+    # A second run continues the conversation from the thread's last checkpoint.
+    await client.runs.wait(tid, "chat", input={"messages": ["again"]})
+    state = await client.threads.get_state(tid)
+    assert state["values"]["messages"][:4] == ["hi", "draft 1", "answer {'ok': True, 'note': 'ship it'}", "again"]
+    runs = await client.runs.list(tid)
+    assert [r["status"] for r in runs] == ["interrupted", "success", "interrupted"]  # newest first
+    found = await client.threads.search(metadata={"graph_id": "chat", "user": "ada"})
+    assert [t["thread_id"] for t in found] == [tid]
+
+    # The seed's API sees the same thread.
+    status = await b.status(tid)
+    assert status["status"] == "waiting_approval" and status["workflow"] == "chat"
+
+
+async def test_parallel_interrupts_answered_by_id_and_a_stale_id_is_refused(
+    agent: tuple[Beacon, LangGraphClient],
+) -> None:
+    _, client = agent
+    thread = await client.threads.create()
+    tid = thread["thread_id"]
+    await client.runs.wait(tid, "pair", input={"messages": []})
+    state = await client.threads.get_state(tid)
+    by_value = {i["value"]: i["id"] for i in state["interrupts"]}
+    assert set(by_value) == {"left?", "right?"}
+    with pytest.raises(httpx.HTTPStatusError) as conflict:
+        await client.runs.wait(tid, "pair", command={"resume": {"0" * 32: "nope"}})
+    assert conflict.value.response.status_code == 409
+    assert conflict.value.response.json()["error"] == "stale_interrupt"
+    assert (await client.threads.get(tid))["status"] == "interrupted"  # the refusal changed nothing
+    done = await client.runs.wait(tid, "pair", command={"resume": {by_value["left?"]: "L", by_value["right?"]: "R"}})
+    assert sorted(done["messages"]) == ["left 'L'", "right 'R'"]
+    assert (await client.threads.get(tid))["status"] == "idle"
+
+
+async def test_background_run_join_and_rejoin_from_an_event_id(agent: tuple[Beacon, LangGraphClient]) -> None:
+    _, client = agent
+    tid = (await client.threads.create())["thread_id"]
+    run = await client.runs.create(tid, "slow", input={"delay": 0.3}, stream_mode=["values", "updates"])
+    assert run["status"] in ("pending", "running")
+    values = await client.runs.join(tid, run["run_id"])
+    assert values["messages"] == ["step 0"]
+    assert (await client.runs.get(tid, run["run_id"]))["status"] == "success"
+    everything = await parts(client.runs.join_stream(tid, run["run_id"], last_event_id="-1"))
+    assert [e for e, _, _ in everything][0] == "metadata" and everything[-1][0] == "end"
+    rest = await parts(client.runs.join_stream(tid, run["run_id"], last_event_id="2"))
+    assert rest == everything[2:]  # no gap, no double
+    assert await parts(client.runs.join_stream(tid, run["run_id"])) == []  # finished: nothing more
+
+
+async def test_reject_and_enqueue_on_a_busy_thread(agent: tuple[Beacon, LangGraphClient]) -> None:
+    _, client = agent
+    tid = (await client.threads.create())["thread_id"]
+    first = await client.runs.create(tid, "slow", input={"delay": 0.5})
+    with pytest.raises(httpx.HTTPStatusError) as conflict:
+        await client.runs.create(tid, "slow", input={"delay": 0})
+    assert conflict.value.response.status_code == 409
+    queued = await asyncio.gather(
+        *(client.runs.create(tid, "slow", input={"delay": 0}, multitask_strategy="enqueue") for _ in range(5))
+    )
+    await client.runs.join(tid, queued[-1]["run_id"])
+    for r in [first, *queued]:
+        await client.runs.join(tid, r["run_id"])
+    runs = await client.runs.list(tid, limit=20)
+    assert [r["status"] for r in runs] == ["success"] * 6
+    state = await client.threads.get_state(tid)
+    assert state["values"]["messages"] == [f"step {i}" for i in range(6)]  # one after another
+
+
+async def test_cancel_a_running_run(agent: tuple[Beacon, LangGraphClient]) -> None:
+    _, client = agent
+    tid = (await client.threads.create())["thread_id"]
+    run = await client.runs.create(tid, "slow", input={"delay": 30})
+    await client.runs.cancel(tid, run["run_id"], wait=True)
+    assert (await client.runs.get(tid, run["run_id"]))["status"] == "interrupted"
+    assert (await client.threads.get(tid))["status"] == "idle"
+    with pytest.raises(NotFoundError):
+        await client.runs.get(tid, "no-such-run")
