@@ -339,7 +339,7 @@ async def test_server_errors_are_one_line_and_exit_1(beacon: Beacon) -> None:
         ("start", "review", "--input", "{}"): (
             "invalid input (422 validation_error): input.topic: Missing data for required field."
         ),
-        ("start", "nah"): "unknown workflow 'nah' (404 not_found): workflows: bench, deploy, review",
+        ("start", "nah"): "unknown workflow 'nah' (404 not_found): workflows: agent, bench, deploy, review",
         ("approve", "nope"): missing,
         ("reject", "nope", "--comment", "no"): missing,
         ("tail", "nope"): missing,

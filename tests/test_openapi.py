@@ -32,7 +32,8 @@ async def test_workflows_describe_their_input(beacon: Beacon) -> None:
     status, body = await beacon.call("GET", "/admin/workflows")
     assert status == 200
     by_name = {w["name"]: w for w in body["workflows"]}
-    assert set(by_name) == {"review", "deploy", "bench"}
+    assert set(by_name) == {"review", "deploy", "bench", "agent"}
+    assert by_name["agent"]["input_schema"] == {"type": "object"}  # a compiled graph: no marshmallow schema
     review = by_name["review"]["input_schema"]
     assert review["required"] == ["topic"] and review["properties"]["topic"]["type"] == "string"
     assert by_name["deploy"]["input_schema"]["properties"]["environment"]["enum"] == ["staging", "production"]

@@ -128,7 +128,7 @@ class JoinStreamQuery(Lenient):
 
 
 # Responses (documented in /openapi.json; the views build them).
-class Checkpoint(Schema):
+class CheckpointRef(Schema):
     thread_id = fields.String()
     checkpoint_ns = fields.String()
     checkpoint_id = fields.String(allow_none=True)
@@ -155,7 +155,7 @@ class TaskOut(Schema):
     name = fields.String()
     error = fields.String(allow_none=True)
     interrupts = fields.List(fields.Nested(InterruptOut))
-    checkpoint = fields.Nested(Checkpoint, allow_none=True)
+    checkpoint = fields.Nested(CheckpointRef, allow_none=True)
     state = fields.Raw(allow_none=True)
     result = AnyValue(allow_none=True)
 
@@ -163,19 +163,19 @@ class TaskOut(Schema):
 class ThreadState(Schema):
     values = AnyValue()
     next = fields.List(fields.String())
-    checkpoint = fields.Nested(Checkpoint)
+    checkpoint = fields.Nested(CheckpointRef)
     metadata = AnyDict()
     created_at = fields.String(allow_none=True)
-    parent_checkpoint = fields.Nested(Checkpoint, allow_none=True)
+    parent_checkpoint = fields.Nested(CheckpointRef, allow_none=True)
     tasks = fields.List(fields.Nested(TaskOut))
     interrupts = fields.List(fields.Nested(InterruptOut))
 
 
 class StateUpdated(Schema):
-    checkpoint = fields.Nested(Checkpoint)
+    checkpoint = fields.Nested(CheckpointRef)
 
 
-class RunOut(Schema):
+class ThreadRunOut(Schema):
     run_id = fields.String(required=True)
     thread_id = fields.String(required=True)
     assistant_id = fields.String()
