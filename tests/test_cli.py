@@ -345,7 +345,7 @@ async def test_server_errors_are_one_line_and_exit_1(beacon: Beacon) -> None:
         ("tail", "nope"): missing,
         ("tail", "nope", "--no-follow"): missing,
         ("runs", "--status", "lost"): "invalid query parameters (400 invalid_query): status: Must be one of: "
-        "running, waiting_approval, completed, failed, cancelled.",
+        "idle, running, waiting_approval, completed, failed, cancelled.",
     }
     results = await asyncio.gather(*(cli(*args, *against(beacon)) for args in cases))
     for (args, message), result in zip(cases.items(), results, strict=True):
