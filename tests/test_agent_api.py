@@ -136,3 +136,21 @@ async def test_cancel_a_running_run(agent: tuple[Beacon, LangGraphClient]) -> No
     assert (await client.threads.get(tid))["status"] == "idle"
     with pytest.raises(NotFoundError):
         await client.runs.get(tid, "no-such-run")
+
+
+async def test_approve_passes_a_resume_value_through(agent: tuple[Beacon, LangGraphClient]) -> None:
+    b, client = agent
+    tid = await b.start("chat", {"messages": ["hi"]})
+    waiting = await b.wait_status(tid, "waiting_approval")
+    first_run = waiting["run_id"]
+    status, body = await b.call("POST", f"/approve/{tid}", {"decision": "approve", "resume": 1})
+    assert status == 422 and "decision" in body["details"]  # one of the two, not both
+    status, body = await b.call("POST", f"/approve/{tid}", {"resume": {"ok": "yes"}, "comment": "fine"})
+    assert status == 200, body
+    assert body["decision"]["decision"] == "resume" and body["decision"]["data"] == {"ok": "yes"}
+    done = await b.wait_status(tid, "completed")
+    assert done["values"]["messages"][-1] == "answer {'ok': 'yes'}"
+    assert done["run_id"] != first_run
+    runs = await client.runs.list(tid)
+    assert [(r["run_id"], r["status"]) for r in runs][1] == (first_run, "interrupted")
+    assert runs[0]["status"] == "success"

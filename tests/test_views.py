@@ -45,6 +45,7 @@ def test_status_makes_state_json_safe_and_pending_carries_stored_deadlines() -> 
     body = views.status(Snapshot(run(), state(), [decision], {"i1": timed}))
     assert body == {
         "thread_id": "t1",
+        "run_id": None,
         "workflow": "review",
         "status": "waiting_approval",
         "next": ["ask"],

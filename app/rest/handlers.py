@@ -12,6 +12,7 @@ from app.rest import schemas, views
 from app.rest.keys import probe_key, runs_key
 from app.rest.middlewares import token_key
 from app.rest.parsing import cursor_errors, json_body, query, thread_id
+from app.runs.manager import Answer
 
 # Schema instances are reused: they hold no per-request state.
 START = schemas.StartRequest()
@@ -36,14 +37,19 @@ async def status(request: web.Request) -> web.Response:
 async def approve(request: web.Request) -> web.Response:
     tid = thread_id(request)
     body = await json_body(request, APPROVE)
-    decision = await request.app[runs_key].decide(
-        tid,
-        body["decision"],
-        comment=body["comment"],
-        interrupt_id=body["interrupt_id"],
-        data=body["data"],
-        decided_by=request[token_key].name,
-    )
+    runs = request.app[runs_key]
+    if "resume" in body:  # the graph's own shape, passed through
+        answer = Answer("resume", body["resume"], body["comment"], body["resume"])
+        _, [decision] = await runs.resume(tid, {body["interrupt_id"]: answer}, decided_by=request[token_key].name)
+    else:
+        decision = await runs.decide(
+            tid,
+            body["decision"],
+            comment=body["comment"],
+            interrupt_id=body["interrupt_id"],
+            data=body["data"],
+            decided_by=request[token_key].name,
+        )
     return web.json_response(views.approved(tid, decision))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.config import ROLES, TOKEN_NAME
 from app.names import THREAD_ID
@@ -86,6 +86,7 @@ class DecisionOut(Schema):
 
 class Status(Schema):
     thread_id = fields.String(required=True)
+    run_id = fields.String(allow_none=True, metadata={"description": "the thread's latest run"})
     workflow = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     next = fields.List(fields.String())
@@ -99,10 +100,18 @@ class Status(Schema):
 
 
 class ApproveRequest(Schema):
-    decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    decision = fields.String(load_default=None, validate=validate.OneOf(["approve", "reject"]))
     comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
     interrupt_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
     data = fields.Raw(load_default=None, allow_none=True)
+    resume = fields.Raw(
+        allow_none=True, metadata={"description": "instead of decision: the value interrupt() returns, as sent"}
+    )
+
+    @validates_schema
+    def one_answer(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("decision") is None) == ("resume" not in data):
+            raise ValidationError("send exactly one of decision and resume", "decision")
 
 
 class ApproveResponse(Schema):

@@ -21,6 +21,7 @@ def status(snap: Snapshot) -> dict[str, Any]:
     return STATUS.dump(
         {
             "thread_id": run.thread_id,
+            "run_id": run.run_id,
             "workflow": run.workflow,
             "status": run.status,
             "next": state.next if state else [],
