@@ -154,3 +154,68 @@ async def test_approve_passes_a_resume_value_through(agent: tuple[Beacon, LangGr
     runs = await client.runs.list(tid)
     assert [(r["run_id"], r["status"]) for r in runs][1] == (first_run, "interrupted")
     assert runs[0]["status"] == "success"
+
+
+async def test_twenty_concurrent_creates_reject_all_but_one_and_enqueue_keeps_their_order(
+    agent: tuple[Beacon, LangGraphClient],
+) -> None:
+    _, client = agent
+    tid = (await client.threads.create())["thread_id"]
+
+    async def attempt() -> int:
+        try:
+            await client.runs.create(tid, "slow", input={"delay": 0.2})
+        except httpx.HTTPStatusError as exc:
+            return exc.response.status_code
+        return 200
+
+    codes = await asyncio.gather(*(attempt() for _ in range(20)))
+    assert sorted(codes) == [200] + [409] * 19
+    [accepted] = await client.runs.list(tid)
+    await client.runs.join(tid, accepted["run_id"])
+
+    other = (await client.threads.create())["thread_id"]
+    created = await asyncio.gather(
+        *(client.runs.create(other, "slow", input={"delay": 0}, multitask_strategy="enqueue") for _ in range(20))
+    )
+    for run in created:
+        await client.runs.join(other, run["run_id"])
+    runs = await client.runs.list(other, limit=50)
+    assert [r["status"] for r in runs] == ["success"] * 20
+    # Executed one after another in creation order: each step saw every earlier one's message.
+    state = await client.threads.get_state(other)
+    assert state["values"]["messages"] == [f"step {i}" for i in range(20)]
+    history = await client.threads.get_history(other, limit=200)
+    order = [h["metadata"].get("run_id") for h in reversed(history) if h["metadata"].get("source") == "input"]
+    assert order == [r["run_id"] for r in reversed(runs)]
+
+
+@pytest.mark.parametrize("decision", ["approve", "edit", "reject"])
+async def test_the_example_agents_tool_call_waits_for_a_decision(
+    agent: tuple[Beacon, LangGraphClient], decision: str
+) -> None:
+    _, client = agent
+    tid = (await client.threads.create())["thread_id"]
+    ask = {"messages": [{"role": "user", "content": "Send the Q3 report to Ada"}]}
+    waiting = await client.runs.wait(tid, "agent", input=ask)
+    [request] = waiting["__interrupt__"]
+    [action] = request["value"]["action_requests"]
+    assert action["name"] == "send_email" and action["args"]["to"] == "ada@example.com"
+    answer = {
+        "approve": {"type": "approve"},
+        "edit": {
+            "type": "edit",
+            "edited_action": {"name": "send_email", "args": {**action["args"], "to": "bob@example.com"}},
+        },
+        "reject": {"type": "reject", "message": "not now"},
+    }[decision]
+    done = await client.runs.wait(tid, "agent", command={"resume": {"decisions": [answer]}})
+    tool = [m for m in done["messages"] if m["type"] == "tool" and m["name"] == "send_email"]
+    final = done["messages"][-1]
+    assert final["type"] == "ai" and not final.get("tool_calls")
+    if decision == "reject":
+        assert tool[0]["status"] == "error" and "not now" in tool[0]["content"]
+    else:
+        recipient = "bob@example.com" if decision == "edit" else "ada@example.com"
+        assert f"Email to {recipient} sent" in tool[0]["content"]
+    assert (await client.threads.get(tid))["status"] == "idle"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.config import ROLES, TOKEN_NAME
 from app.names import THREAD_ID
+from app.runs.events import to_json
 from app.store import STATUSES
 
 THREAD_ID_RULE = "must be 1-64 letters, digits or . _ : - (starting with a letter or digit)"
@@ -18,8 +18,8 @@ TOKEN_NAME_RULE = "must be 1-64 letters, digits or _ . @ - characters"
 
 
 def _json_safe(value: Any) -> Any:
-    """LangGraph state may hold anything: what JSON cannot carry becomes its str()."""
-    return orjson.loads(orjson.dumps(value, default=str))
+    """LangGraph state may hold anything: messages become their fields, the rest JSON lacks its str()."""
+    return to_json(value)
 
 
 class AnyValue(fields.Raw):

@@ -6,15 +6,30 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 
 from app.names import ADMIN_CHANNEL, now_iso
 from app.pubsub.outbox import Outbox
 from app.store import Approval, Decision
 
 
+def _default(value: Any) -> Any:
+    """LangChain messages and other models as their fields; anything else JSON cannot carry as str()."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, set | frozenset):
+        return list(value)
+    return str(value)
+
+
+def wire(value: Any) -> str:
+    """A state value, chunk or interrupt as JSON text (dataclasses such as Interrupt included)."""
+    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def to_json(value: Any) -> Any:
-    """State values may hold anything; what JSON cannot carry becomes its str()."""
-    return orjson.loads(orjson.dumps(value, default=str))
+    """State values may hold anything: as the JSON `wire` makes of them."""
+    return orjson.loads(wire(value))
 
 
 def dumps(value: Any) -> str:

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 
 from app.background import cancel
 from app.names import RUNS_CHANNEL
 from app.pubsub import Bus
 from app.pubsub.outbox import Outbox
+from app.runs.events import wire
 from app.store import RunEvent, Store
 
 logger = logging.getLogger(__name__)
@@ -26,20 +26,6 @@ MAX_PENDING = 100_000  # events held while the store is down; the oldest go firs
 FOLLOW_QUEUE = 10_000  # live events buffered per reader; beyond it the reader refills from the store
 HEARTBEAT = 10.0  # seconds without an event before a reader re-reads the store (and a stream sends a comment)
 PAGE = 500
-
-
-def _default(value: Any) -> Any:
-    """LangChain messages and other models as their fields; anything else JSON cannot carry as str()."""
-    if isinstance(value, BaseModel):
-        return value.model_dump()
-    if isinstance(value, set | frozenset):
-        return list(value)
-    return str(value)
-
-
-def wire(value: Any) -> str:
-    """A state value, chunk or interrupt as JSON text (dataclasses such as Interrupt included)."""
-    return orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class RunStreams:
