@@ -8,6 +8,7 @@ const LABELS: Record<RunStatus, string> = {
   completed: "completed",
   failed: "failed",
   cancelled: "cancelled",
+  idle: "idle",
 };
 
 // A thread's runs (LangGraph's statuses) read as themselves: pending, running, success, error,

@@ -8,7 +8,8 @@ import { Manager, type Socket } from "socket.io-client";
 
 export const BASE_PATH = "/ui";
 
-export const STATUSES = ["waiting_approval", "running", "failed", "completed", "cancelled"] as const;
+// "idle": a thread created (Agent Server API) that has not run yet.
+export const STATUSES = ["waiting_approval", "running", "failed", "completed", "cancelled", "idle"] as const;
 export type RunStatus = (typeof STATUSES)[number];
 
 export interface Run {
