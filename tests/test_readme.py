@@ -106,3 +106,11 @@ async def test_approvals_examples_run(beacon: Beacon) -> None:
     [block] = [b for b in code_blocks("bash") if "/admin/approvals" in b]
     shown = set(re.findall(r'"(\w+)":', block.split("# →", 1)[1]))
     assert shown <= {*body, *item, *item["value"]}, shown - {*body, *item, *item["value"]}
+
+
+async def test_langgraph_sdk_example_runs(beacon: Beacon) -> None:
+    [example] = [block for block in code_blocks("python") if "from langgraph_sdk import get_client" in block]
+    namespace: dict[str, object] = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    answer = await namespace["main"](beacon.rest, TOKEN)  # type: ignore[operator]
+    assert answer.startswith("Done. Email to ada@example.com sent")
