@@ -47,30 +47,32 @@ function ThreadRuns({ runs, error, latest }: { runs: ThreadRun[] | null; error: 
       {error && <p className="msg-error">Could not load the runs: {error}</p>}
       {runs && !runs.length && <p className="muted">No run yet.</p>}
       {!!runs?.length && (
-        <table className="runs thread-runs" aria-labelledby="h-runs">
-          <thead>
-            <tr>
-              <th scope="col">Run</th>
-              <th scope="col">Status</th>
-              <th scope="col">Created</th>
-              <th scope="col">Updated</th>
-            </tr>
-          </thead>
-          <tbody>
-            {runs.map((r) => (
-              <tr key={r.run_id} data-run={r.run_id} aria-current={r.run_id === latest ? "true" : undefined}>
-                <td className="mono" title={r.run_id}>
-                  {shortId(r.run_id)}
-                </td>
-                <td>
-                  <StatusBadge status={r.status} />
-                </td>
-                <td title={r.created_at}>{fmtTime(r.created_at)}</td>
-                <td title={r.updated_at}>{fmtTime(r.updated_at)}</td>
+        <div className="scroll-x">
+          <table className="runs thread-runs" aria-labelledby="h-runs">
+            <thead>
+              <tr>
+                <th scope="col">Run</th>
+                <th scope="col">Status</th>
+                <th scope="col">Created</th>
+                <th scope="col">Updated</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {runs.map((r) => (
+                <tr key={r.run_id} data-run={r.run_id} aria-current={r.run_id === latest ? "true" : undefined}>
+                  <td className="mono" title={r.run_id}>
+                    {r.run_id.slice(0, 8)}
+                  </td>
+                  <td>
+                    <StatusBadge status={r.status} />
+                  </td>
+                  <td title={r.created_at}>{fmtTime(r.created_at)}</td>
+                  <td title={r.updated_at}>{fmtTime(r.updated_at)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );
