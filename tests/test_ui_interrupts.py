@@ -2,7 +2,8 @@
 
 - Beacon's own approval request, answered through "Reply with JSON" (the advanced option);
 - an interrupt of the graph's own shape, answered with a JSON value that reaches `interrupt()` as sent;
-- LangChain's HumanInTheLoopMiddleware (the `agent` example workflow): approve, edit, reject;
+- LangChain's HumanInTheLoopMiddleware (the `agent` example workflow): approve, edit, reject; and two
+  calls whose review configs allow different decisions (respond among them);
 - the run page's table of the thread's runs, live across a resume.
 """
 
@@ -42,12 +43,48 @@ def pick_graph() -> StateGraph[Any]:
     return graph
 
 
+class ReviewState(TypedDict, total=False):
+    answer: Any
+
+
+TWO_CALLS = {
+    "action_requests": [
+        {"name": "ask_user", "args": {"question": "Which quarter?"}},
+        {"name": "delete_file", "args": {"path": "/srv/q3.csv"}, "description": "Delete /srv/q3.csv"},
+    ],
+    "review_configs": [
+        {"action_name": "ask_user", "allowed_decisions": ["approve", "respond"]},
+        {"action_name": "delete_file", "allowed_decisions": ["approve", "reject"]},
+    ],
+}
+
+
+def review_two_calls(state: ReviewState) -> dict[str, Any]:
+    # The HumanInTheLoopMiddleware shape with two calls, each allowing other decisions.
+    return {"answer": interrupt(TWO_CALLS)}
+
+
+def two_calls_graph() -> StateGraph[Any]:
+    graph = StateGraph(ReviewState)
+    graph.add_node("review_two_calls", review_two_calls)
+    graph.add_edge(START, "review_two_calls")
+    graph.add_edge("review_two_calls", END)
+    return graph
+
+
 @pytest.fixture
 async def ui(tmp_path: Path) -> AsyncIterator[UI]:
     """test_ui's fixture, with the pick graph registered beside the default workflows (agent among them)."""
     chromium = need_binary("chromium")
     ui_dir = need_ui()
-    cfg = make_config(tmp_path, **{"rest.ui_dir": str(ui_dir), "workflows.pick": f"{__name__}:pick_graph"})
+    cfg = make_config(
+        tmp_path,
+        **{
+            "rest.ui_dir": str(ui_dir),
+            "workflows.pick": f"{__name__}:pick_graph",
+            "workflows.two_calls": f"{__name__}:two_calls_graph",
+        },
+    )
     async with running_beacon(cfg) as beacon, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         ui = UI(beacon, browser)
@@ -271,6 +308,42 @@ async def test_hitl_tool_call_rejected_with_a_message(ui: UI) -> None:
     assert "I did not send the email." in said
     await expect(page.locator(".log")).to_contain_text("run completed")
     await expect(page.locator(".log")).not_to_contain_text("Sending email")
+
+
+async def test_hitl_decisions_follow_each_review_config_in_order(ui: UI) -> None:
+    """Two tool calls: each offers only what its config allows; one answer carries both, in order."""
+    beacon = ui.beacon
+    thread_id = await beacon.start("two_calls", {})
+    await beacon.wait_status(thread_id, "waiting_approval")
+    page = await open_run(ui, thread_id)
+    approval = page.locator(".approval")
+    ask = approval.get_by_role("group", name="Tool call 1 of 2: ask_user")
+    delete = approval.get_by_role("group", name="Tool call 2 of 2: delete_file")
+    await expect(ask.get_by_role("button")).to_have_text(["Approve", "Respond"])
+    await expect(delete.get_by_role("button")).to_have_text(["Approve", "Reject"])
+    await expect(delete).to_contain_text("Delete /srv/q3.csv")
+    send = approval.get_by_role("button", name="Send decisions…")
+    await expect(send).to_be_disabled()
+    await expect(approval).to_contain_text("Choose a decision for every tool call (2 of 2 left).")
+
+    await ask.get_by_role("button", name="Respond").click()
+    await expect(ask.locator(".field-errors")).to_have_text("Write the response the agent gets.")
+    await ask.get_by_label("Response to the agent").fill("Q3, as always")
+    await expect(approval).to_contain_text("(1 of 2 left)")
+    await expect(send).to_be_disabled()
+    await delete.get_by_role("button", name="Reject").click()  # no message: it is optional
+    await send.click()
+    confirm = approval.get_by_role("group", name="Confirm decisions")
+    await expect(confirm).to_contain_text("Send these 2 decisions: respond ask_user, reject delete_file?")
+    await confirm.get_by_role("button", name="Yes, send decisions").click()
+    await expect(notices(page)).to_contain_text("Decisions sent — the run continues.")
+    await expect(badge(page)).to_have_text("completed")
+
+    sent = {"decisions": [{"type": "respond", "message": "Q3, as always"}, {"type": "reject"}]}
+    assert await decided(beacon, thread_id) == [("resume", sent)]
+    assert (await beacon.status(thread_id))["values"]["answer"] == sent
+    await expect(page.locator(".decisions")).to_contain_text("answered")
+    await expect(page.locator(".decisions")).to_contain_text("respond, reject")
 
 
 async def test_runs_table_follows_a_resume(ui: UI) -> None:
