@@ -71,7 +71,13 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
             "summary": route.summary,
             "tags": [route.tag],
             "operationId": name if names[name] == 1 else f"{name}_{names[name]}",
-            "responses": {str(route.status): {"description": "OK", "content": _content(route)}},
+            "responses": {
+                str(route.status): (
+                    {"description": "No content"}
+                    if route.status == 204
+                    else {"description": "OK", "content": _content(route)}
+                )
+            },
         }
         if route.role != "public":
             op["security"] = [{"bearer": []}]

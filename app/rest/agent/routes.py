@@ -174,7 +174,7 @@ AGENT_ROUTES = (
         r.cancel_run,
         "Cancel a run",
         s.Ok,
-        status=202,
+        status=204,
         query=s.CancelQuery,
         errors=(*ERRORS, 409),
         role="operator",

@@ -105,7 +105,7 @@ async def cancel_run(request: web.Request) -> web.Response:
     )
     if q["wait"]:
         await _until_end(request, run)
-    return web.Response(status=202 if not q["wait"] else 204)
+    return web.Response(status=204)
 
 
 # -- internals --------------------------------------------------------------------------

@@ -82,14 +82,14 @@ class ThreadSearch(Lenient):
     status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(THREAD_STATUSES))
     ids = fields.List(_thread_id(), load_default=None, allow_none=True, validate=validate.Length(max=1000))
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
 
 
 class AssistantSearch(Lenient):
     graph_id = fields.String(load_default=None, allow_none=True)
     metadata = fields.Dict(load_default=None, allow_none=True)
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
 
 
 class StateUpdate(Lenient):
@@ -113,7 +113,7 @@ class HistoryRequest(Lenient):
 
 class RunsListQuery(Lenient):
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
     status = fields.String(load_default=None, validate=validate.OneOf(RUN_STATUSES))
 
 
