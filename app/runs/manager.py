@@ -351,6 +351,8 @@ class RunManager:
                     # It may have looked for queued runs already: look again once it is done.
                     self.execution.after.setdefault(thread_id, []).append(lambda: self._kick_soon(thread_id))
                 return False
+            if not await self.store.list_thread_runs(thread_id, limit=1, status="pending"):
+                return False  # one read, not a lease taken and given back (a run queued later kicks itself)
             if not await self.store.claim(thread_id, self.node, LEASE_TTL):
                 return False  # the node running it starts the next queued run when it ends
             try:
