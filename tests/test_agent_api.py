@@ -219,3 +219,25 @@ async def test_the_example_agents_tool_call_waits_for_a_decision(
         recipient = "bob@example.com" if decision == "edit" else "ada@example.com"
         assert f"Email to {recipient} sent" in tool[0]["content"]
     assert (await client.threads.get(tid))["status"] == "idle"
+
+
+@pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
+async def test_interrupt_and_rollback_stop_the_current_run(
+    agent: tuple[Beacon, LangGraphClient], strategy: str
+) -> None:
+    _, client = agent
+    tid = (await client.threads.create())["thread_id"]
+    await client.runs.wait(tid, "slow", input={"delay": 0})  # the state before the run to stop
+    long = await client.runs.create(tid, "slow", input={"delay": 30})
+    await client.runs.create(tid, "slow", input={"delay": 0}, multitask_strategy=strategy)
+    runs = await client.runs.list(tid)
+    for r in runs:
+        if r["status"] in ("pending", "running"):
+            await client.runs.join(tid, r["run_id"])
+    statuses = {r["run_id"]: r["status"] for r in await client.runs.list(tid)}
+    if strategy == "interrupt":
+        assert statuses[long["run_id"]] == "interrupted" and len(statuses) == 3
+    else:
+        assert long["run_id"] not in statuses and len(statuses) == 2  # the stopped run is gone
+    assert sorted(statuses.values()).count("success") == 2
+    assert (await client.threads.get_state(tid))["values"]["messages"] == ["step 0", "step 1"]
