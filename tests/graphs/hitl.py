@@ -78,3 +78,30 @@ def slow() -> StateGraph[Any]:
     g.add_edge(START, "step")
     g.add_edge("step", END)
     return g
+
+
+class Ticks(TypedDict, total=False):
+    ticks: Annotated[list[int], operator.add]
+    steps: int
+    delay: float
+
+
+async def tick(state: Ticks) -> dict[str, Any]:
+    """One of `steps` steps, `delay` s each: a custom event, then the step's updates and values."""
+    n = len(state.get("ticks", []))
+    get_stream_writer()({"tick": n})
+    await asyncio.sleep(state.get("delay") or 0)
+    return {"ticks": [n]}
+
+
+def _more(state: Ticks) -> str:
+    return "tick" if len(state.get("ticks", [])) < (state.get("steps") or 1) else END
+
+
+def ticks() -> StateGraph[Any]:
+    """Events spread over time: for streams cut and joined mid-run."""
+    g = StateGraph(Ticks)
+    g.add_node("tick", tick)
+    g.add_edge(START, "tick")
+    g.add_conditional_edges("tick", _more, ["tick", END])
+    return g
