@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
@@ -65,6 +66,22 @@ class ThreadRun:
     multitask_strategy: str
     created_at: str
     updated_at: str
+
+
+def run_row(r: ThreadRun) -> tuple[Any, ...]:
+    """A run in the stores' column order, its JSON columns serialized."""
+    return (
+        r.run_id,
+        r.thread_id,
+        r.assistant_id,
+        r.workflow,
+        r.status,
+        json.dumps(r.kwargs, default=str),
+        json.dumps(r.metadata, default=str),
+        r.multitask_strategy,
+        r.created_at,
+        r.updated_at,
+    )
 
 
 class RunEvent(TypedDict):

@@ -18,7 +18,7 @@ from psycopg.rows import DictRow
 
 from app.errors import NotFound, ThreadBusy, ThreadExists
 from app.names import now_iso
-from app.store.base import Run, RunEvent, ThreadRun
+from app.store.base import Run, RunEvent, ThreadRun, run_row
 
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[DictRow]
@@ -95,21 +95,6 @@ async def migrate(conn: Conn) -> None:
     for name, spec in NEW_COLUMNS.items():
         if name not in have:
             await conn.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {name} {spec}")
-
-
-def run_row(r: ThreadRun) -> tuple[Any, ...]:
-    return (
-        r.run_id,
-        r.thread_id,
-        r.assistant_id,
-        r.workflow,
-        r.status,
-        json.dumps(r.kwargs, default=str),
-        json.dumps(r.metadata, default=str),
-        r.multitask_strategy,
-        r.created_at,
-        r.updated_at,
-    )
 
 
 def thread(row: DictRow) -> Run:

@@ -13,7 +13,7 @@ import aiosqlite
 
 from app.errors import NotFound, ThreadBusy, ThreadExists
 from app.names import now_iso
-from app.store.base import Run, RunEvent, ThreadRun
+from app.store.base import Run, RunEvent, ThreadRun, run_row
 
 THREADS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS thread_runs (
@@ -49,21 +49,6 @@ async def migrate(db: aiosqlite.Connection) -> None:
         await db.execute("ALTER TABLE runs ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'")
     if columns and "run_id" not in columns:
         await db.execute("ALTER TABLE runs ADD COLUMN run_id TEXT")
-
-
-def run_row(r: ThreadRun) -> tuple[Any, ...]:
-    return (
-        r.run_id,
-        r.thread_id,
-        r.assistant_id,
-        r.workflow,
-        r.status,
-        json.dumps(r.kwargs, default=str),
-        json.dumps(r.metadata, default=str),
-        r.multitask_strategy,
-        r.created_at,
-        r.updated_at,
-    )
 
 
 def _thread_run(row: sqlite3.Row) -> ThreadRun:
