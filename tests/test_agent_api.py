@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, TOKEN, Beacon, make_config, running_beacon
+from conftest import ROOT, TOKEN, Beacon, eventually, free_port, make_config, running_beacon
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
@@ -241,3 +241,75 @@ async def test_interrupt_and_rollback_stop_the_current_run(
         assert long["run_id"] not in statuses and len(statuses) == 2  # the stopped run is gone
     assert sorted(statuses.values()).count("success") == 2
     assert (await client.threads.get_state(tid))["values"]["messages"] == ["step 0", "step 1"]
+
+
+async def test_a_run_survives_a_restart_and_its_stream_continues(tmp_path: Path, stack: dict[str, str]) -> None:
+    cfg = make_config(tmp_path, **stack, **{"graphs.config": str(GRAPHS), "rest.port": free_port()})
+    async with running_beacon(cfg) as b, get_client(url=b.rest, api_key=TOKEN) as client:
+        tid = (await client.threads.create())["thread_id"]
+        run = await client.runs.create(tid, "ticks", input={"steps": 6, "delay": 0.4}, stream_mode=["updates"])
+        before: list[tuple[str, Any, str | None]] = []
+        async for p in client.runs.join_stream(tid, run["run_id"], last_event_id="-1"):
+            before.append((p.event, p.data, p.id))
+            if p.event == "updates" and len(before) >= 3:
+                break  # then the server stops mid-run (at its next checkpoint)
+    async with running_beacon(cfg) as b, get_client(url=b.rest, api_key=TOKEN) as client:
+        rest = await parts(client.runs.join_stream(tid, run["run_id"], last_event_id=before[-1][2]))
+        everything = await parts(client.runs.join_stream(tid, run["run_id"], last_event_id="-1"))
+        assert (await client.runs.get(tid, run["run_id"]))["status"] == "success"
+        assert (await client.threads.get_state(tid))["values"]["ticks"] == list(range(6))
+    assert everything == before + rest  # nothing lost or doubled across the restart
+    assert [int(i) for _, _, i in everything if i] == list(range(1, len(everything) + 1))
+    attempts = [d["attempt"] for e, d, _ in everything if e == "metadata"]
+    assert attempts == [1, 2] and everything[-1][0] == "end"
+
+
+async def test_stateless_runs_are_deleted_unless_kept(agent: tuple[Beacon, LangGraphClient]) -> None:
+    b, client = agent
+    gone = await client.runs.wait(None, "slow", input={"delay": 0})
+    assert gone["messages"] == ["step 0"]
+    kept = [p async for p in client.runs.stream(None, "slow", input={"delay": 0}, on_completion="keep")]
+    run_id = kept[0].data["run_id"]
+    threads = await client.threads.search(limit=100)
+    assert len(threads) == 1  # only the kept one
+    [run] = await client.runs.list(threads[0]["thread_id"])
+    assert run["run_id"] == run_id and run["status"] == "success"
+
+
+async def test_a_cancelled_queued_run_never_starts_and_its_stream_ends(agent: tuple[Beacon, LangGraphClient]) -> None:
+    _, client = agent
+    tid = (await client.threads.create())["thread_id"]
+    first = await client.runs.create(tid, "slow", input={"delay": 1})
+    queued = await client.runs.create(tid, "slow", input={"delay": 0}, multitask_strategy="enqueue")
+    await client.runs.cancel(tid, queued["run_id"])
+    assert [p.event async for p in client.runs.join_stream(tid, queued["run_id"], last_event_id="-1")] == ["end"]
+    await client.runs.join(tid, first["run_id"])
+    statuses = {r["run_id"]: r["status"] for r in await client.runs.list(tid)}
+    assert statuses == {first["run_id"]: "success", queued["run_id"]: "interrupted"}
+    assert (await client.threads.get_state(tid))["values"]["messages"] == ["step 0"]
+
+
+async def test_deleting_a_thread_stops_its_runs_and_forgets_it(agent: tuple[Beacon, LangGraphClient]) -> None:
+    b, client = agent
+    tid = (await client.threads.create())["thread_id"]
+    await client.runs.create(tid, "slow", input={"delay": 30})
+    await client.runs.create(tid, "slow", input={"delay": 30}, multitask_strategy="enqueue")
+    await client.threads.delete(tid)
+    with pytest.raises(NotFoundError):
+        await client.threads.get(tid)
+    assert b.running.services.runs is not None
+    assert tid not in b.running.services.runs.executing  # neither the running nor the queued run goes on
+
+
+async def test_a_stream_whose_client_leaves_cancels_its_run_when_asked(agent: tuple[Beacon, LangGraphClient]) -> None:
+    b, client = agent
+    tid = (await client.threads.create())["thread_id"]
+    stream = client.runs.stream(tid, "slow", input={"delay": 30}, on_disconnect="cancel")
+    first = await anext(stream)
+    await stream.aclose()  # the client goes away mid-run
+    run_id = first.data["run_id"]
+
+    async def cancelled() -> bool:
+        return (await client.runs.get(tid, run_id))["status"] == "interrupted"
+
+    await eventually(cancelled, 30, 0.1, "the run went on without its client")  # noticed at the next heartbeat

@@ -112,11 +112,13 @@ class Execution:
     async def _drive(self, first: Job) -> None:
         thread_id = first.thread_id
         job: Job | None = first
-        while job is not None:
-            with self._sink.scope(thread_id):  # this task's own context: every log line here is the run's
-                job = await self._execute(job)
-        if thread_id not in self._leased:
-            await self._hand_back(thread_id)
+        try:
+            while job is not None:
+                with self._sink.scope(thread_id):  # this task's own context: every log line here is the run's
+                    job = await self._execute(job)
+        finally:  # also when a cancel lands between two runs
+            if thread_id not in self._leased:
+                await self._hand_back(thread_id)
 
     async def _hand_back(self, thread_id: str) -> None:
         """Give up the thread's lease (no longer renewed from here on); a failure lets it lapse."""
@@ -161,7 +163,7 @@ class Execution:
                     return None  # stopped at a saved checkpoint; resumed on the next start-up
                 if not await self._still_running(job):
                     out.end("interrupted")
-                    return await self._next(thread_id)
+                    return await self.next_job(thread_id)
             return await self._finish(graph, job, out)
         except asyncio.CancelledError:
             if thread_id in self._abandoned:
@@ -176,36 +178,21 @@ class Execution:
             self._cancelling.discard(thread_id)
             if thread_id in self._rollback:
                 self._rollback.discard(thread_id)
-                await self._roll_back(graph, job)
+                await roll_back(graph, self._store, job.thread_id, job.run_id)
             else:
                 out.end("interrupted")
             self._stopped(thread_id)
-            return await self._next(thread_id)
+            return await self.next_job(thread_id)
         except Exception as exc:
             await self._fail(job, exc, out)
-            return await self._next(thread_id)
+            return await self.next_job(thread_id)
 
     def _stopped(self, thread_id: str) -> None:
         if (stop := self._stops.pop(thread_id, None)) is not None and not stop.done():
             stop.set_result(None)
 
-    async def _roll_back(self, graph: Any, job: Job) -> None:
-        """Forget a cancelled run: the thread's state is again what it was before the run began."""
-        try:
-            async for snap in graph.aget_state_history(thread_config(job.thread_id)):
-                if snap.metadata.get("run_id") != job.run_id:
-                    await graph.aupdate_state(snap.config, None)  # a fork of it becomes the latest
-                    break
-            else:
-                await graph.checkpointer.adelete_thread(job.thread_id)
-            if job.run_id:
-                await self._store.delete_thread_run(job.run_id)
-            run_log.warning("run rolled back")
-        except Exception:
-            logger.exception("could not roll back run %s of %s", job.run_id, job.thread_id)
-
-    async def _next(self, thread_id: str) -> Job | None:
-        """The thread's oldest queued run, now running here (the lease is still this node's)."""
+    async def next_job(self, thread_id: str) -> Job | None:
+        """The thread's oldest queued run, now running (the caller holds the thread's lease)."""
         if self.draining:
             return None
         try:
@@ -230,10 +217,10 @@ class Execution:
                 thread_id, approvals_for(thread_id, workflow, self._workflows[workflow], pending, since)
             )
             if not await self._store.set_status(thread_id, "waiting_approval", expect=["running"]):
-                return await self._next(thread_id)
+                return await self.next_job(thread_id)
             run_log.info("waiting for approval")
             out.end("interrupted")
-            if (queued := await self._next(thread_id)) is None:
+            if (queued := await self.next_job(thread_id)) is None:
                 # Any node may take the decision, and it numbers its lines after the stored ones:
                 # store this run's first (bounded), then hand the lease over before announcing it.
                 await self._sink.stored(thread_id, self.handover / 2)
@@ -247,7 +234,7 @@ class Execution:
             run_log.info("run completed")
             out.end("success")
             self._events.status(thread_id, workflow, "completed", run_id=job.run_id)
-        return await self._next(thread_id)
+        return await self.next_job(thread_id)
 
     async def _fail(self, job: Job, exc: Exception, out: Emitter) -> None:
         error = f"{type(exc).__name__}: {exc}"
@@ -317,6 +304,22 @@ class Execution:
             run_log.warning("run stopped: it is %s", run.status if run else "gone")
             return False
         return True
+
+
+async def roll_back(graph: Any, store: Store, thread_id: str, run_id: str | None) -> None:
+    """Forget a stopped run: the thread's state is again what it was before the run began."""
+    try:
+        async for snap in graph.aget_state_history(thread_config(thread_id)):
+            if snap.metadata.get("run_id") != run_id:
+                await graph.aupdate_state(snap.config, None)  # a fork of it becomes the latest
+                break
+        else:
+            await graph.checkpointer.adelete_thread(thread_id)
+        if run_id:
+            await store.delete_thread_run(run_id)
+        run_log.warning("run rolled back")
+    except Exception:
+        logger.exception("could not roll back run %s of %s", run_id, thread_id)
 
 
 class Emitter:

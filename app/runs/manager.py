@@ -31,7 +31,7 @@ from app.pubsub.outbox import Outbox
 from app.runs.cluster import LEASE_TTL, Cluster
 from app.runs.deadlines import Deadlines, forget
 from app.runs.events import Events, dumps, to_json
-from app.runs.execution import Execution
+from app.runs.execution import Execution, roll_back
 from app.runs.jobs import Job, job_of, thread_config
 from app.runs.logsink import LogSink
 from app.runs.streams import RunStreams
@@ -277,8 +277,9 @@ class RunManager:
             stopped = self.stop_local(thread_id, rollback=rollback)
         if stopped is not None:
             await stopped
-        elif run.status == "waiting_approval" and rollback and run.run_id:
-            await self.store.delete_thread_run(run.run_id)  # nothing executes it: no state to undo here
+        elif run.status == "waiting_approval" and rollback:
+            # Nothing executes a waiting run: undo what it made here.
+            await roll_back(self.execution.graphs[run.workflow], self.store, thread_id, run.run_id)
         else:
             # Another node may execute it, or be resuming it right now (it was waiting when read);
             # it also stops at its next checkpoint if this message is lost.
@@ -323,11 +324,14 @@ class RunManager:
     async def delete_thread(self, thread_id: str) -> None:
         """Stop what runs on the thread, then forget it: its records, events, logs and checkpoints."""
         run = await self._get(thread_id)
+        while queued := await self.store.list_thread_runs(thread_id, limit=100, status="pending"):
+            for r in queued:  # none of them starts once the current run stops
+                await self._drop_queued(r.run_id)
         if run.status in ACTIVE:
             with contextlib.suppress(Conflict):
                 await self.cancel(thread_id, comment="thread deleted")
         if (task := self.execution.task(thread_id)) is not None:
-            await asyncio.gather(task, return_exceptions=True)  # queued runs stop too: their thread goes
+            await asyncio.gather(task, return_exceptions=True)
         await self.store.delete_thread(thread_id)
         await self.checkpointer.adelete_thread(thread_id)
 
@@ -355,18 +359,11 @@ class RunManager:
                 return False  # one read, not a lease taken and given back (a run queued later kicks itself)
             if not await self.store.claim(thread_id, self.node, LEASE_TTL):
                 return False  # the node running it starts the next queued run when it ends
-            try:
-                run = await self.store.next_run(thread_id)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await self.store.release(thread_id, self.node)
-                raise
-            if run is None:
+            job = await self.execution.next_job(thread_id)
+            if job is None:
                 await self.store.release(thread_id, self.node)
                 return False
-            await forget(self.store, thread_id)  # new input leaves a pending interrupt unanswered
-            self.events.status(thread_id, run.workflow, "running", event="started", run_id=run.run_id)
-            self.spawn(job_of(run))
+            self.spawn(job)
         return True
 
     def _kick_soon(self, thread_id: str) -> None:
@@ -387,7 +384,7 @@ class RunManager:
         if run is None or run.thread_id != thread_id:
             raise NotFound(f"no run {run_id!r} on thread {thread_id!r}")
         if run.status == "pending":
-            if await self.store.set_run_status(run_id, "interrupted", expect=["pending"]):
+            if await self._drop_queued(run_id):
                 if action == "rollback":
                     await self.store.delete_thread_run(run_id)
                 return
@@ -396,6 +393,13 @@ class RunManager:
         if thread.run_id != run_id or thread.status not in ACTIVE:
             raise Conflict(f"run is {run.status}; only pending, running or interrupted runs can be cancelled")
         await self.cancel(thread_id, by, rollback=action == "rollback")
+
+    async def _drop_queued(self, run_id: str) -> bool:
+        """A queued run will not start: it is `interrupted`, and its streams end."""
+        if not await self.store.set_run_status(run_id, "interrupted", expect=["pending"]):
+            return False  # it started meanwhile
+        self.streams.emit(run_id, 1, "end", {"run_id": run_id, "status": "interrupted"})
+        return True
 
     def spawn(self, job: Job) -> None:
         self.execution.spawn(job)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -10,7 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from app.errors import Invalid, NotFound
+from app.errors import Conflict, Invalid, NotFound, ThreadExists
 from app.keys import services_key
 from app.rest.agent import schemas as s
 from app.rest.agent import views
@@ -42,7 +43,7 @@ async def create_run(request: web.Request) -> web.Response:
 async def stream_run(request: web.Request) -> web.StreamResponse:
     run, delete = await _submit_stateless(request)
     try:
-        return await _stream(request, run, after=0, modes=None)
+        return await _stream(request, run, after=0, modes=None, cancel=run.kwargs.get("on_disconnect") == "cancel")
     finally:
         if delete:
             await _delete_after(request, run)
@@ -94,15 +95,14 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
             after = int(last)
         except ValueError:
             raise Invalid("Last-Event-ID must be an event id of this run, or -1", {"Last-Event-ID": last}) from None
-    return await _stream(request, run, after=after, modes=modes)
+    cancel = request.query.get("cancel_on_disconnect", "").lower() in ("1", "true")
+    return await _stream(request, run, after=after, modes=modes, cancel=cancel)
 
 
 async def cancel_run(request: web.Request) -> web.Response:
     run = await _run(request)
     q = query(request, CANCEL)
-    await request.app[runs_key].cancel_run(
-        run.thread_id, run.run_id, by=request[token_key].name, action=q["action"]
-    )
+    await request.app[runs_key].cancel_run(run.thread_id, run.run_id, by=request[token_key].name, action=q["action"])
     if q["wait"]:
         await _until_end(request, run)
     return web.Response(status=204)
@@ -120,7 +120,7 @@ async def _submit(request: web.Request, tid: str) -> ThreadRun:
     if thread is None:
         if body["if_not_exists"] != "create":
             raise NotFound(f"no thread {tid!r}", {"if_not_exists": "reject"})
-        with contextlib.suppress(Exception):  # another request created it meanwhile: fine
+        with contextlib.suppress(ThreadExists):  # another request created it meanwhile: fine
             thread = await store.create_thread(tid, {})
         thread = await store.get_run(tid)
     assistant = body["assistant_id"] if body["assistant_id"] != graph_id else None
@@ -129,7 +129,17 @@ async def _submit(request: web.Request, tid: str) -> ThreadRun:
         await store.update_thread(tid, wanted)  # threads.search by graph_id / assistant_id finds it
     kwargs = {
         k: body[k]
-        for k in ("input", "command", "config", "context", "stream_mode", "stream_subgraphs", "checkpoint_id")
+        for k in (
+            "input",
+            "command",
+            "config",
+            "context",
+            "stream_mode",
+            "stream_subgraphs",
+            "checkpoint_id",
+            "on_completion",
+            "on_disconnect",
+        )
         if body.get(k) not in (None, False)
     }
     for k in ("interrupt_before", "interrupt_after"):
@@ -189,18 +199,33 @@ def _events(request: web.Request, run: ThreadRun, after: int) -> AsyncIterator[R
 
 
 async def _stream(
-    request: web.Request, run: ThreadRun, *, after: int, modes: set[str] | None, ended: bool = False
+    request: web.Request,
+    run: ThreadRun,
+    *,
+    after: int,
+    modes: set[str] | None,
+    ended: bool = False,
+    cancel: bool = False,
 ) -> web.StreamResponse:
+    """The run's events as server-sent events; with `cancel`, a client that goes away cancels the run."""
     response = web.StreamResponse(headers={**STREAM_HEADERS, **_locations(run)})
     await response.prepare(request)
-    async for event in _nothing() if ended else _events(request, run, after):
-        if event is None:
-            await response.write(b": heartbeat\n\n")
-            continue
-        name = event["event"]
-        if modes and name.split("|", 1)[0] not in modes and name not in ("metadata", "error", "end"):
-            continue
-        await response.write(f"event: {name}\ndata: {event['data']}\nid: {event['seq']}\n\n".encode())
+    try:
+        async for event in _nothing() if ended else _events(request, run, after):
+            if event is None:
+                await response.write(b": heartbeat\n\n")
+                continue
+            name = event["event"]
+            if modes and name.split("|", 1)[0] not in modes and name not in ("metadata", "error", "end"):
+                continue
+            await response.write(f"event: {name}\ndata: {event['data']}\nid: {event['seq']}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        if cancel:
+            with contextlib.suppress(Conflict, NotFound):
+                await asyncio.shield(
+                    request.app[runs_key].cancel_run(run.thread_id, run.run_id, by=request[token_key].name)
+                )
+        raise
     await response.write_eof()
     return response
 

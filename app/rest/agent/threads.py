@@ -14,6 +14,7 @@ from app.rest.agent import schemas as s
 from app.rest.agent import views
 from app.rest.keys import runs_key
 from app.rest.parsing import json_body, thread_id
+from app.runs.events import to_json
 from app.runs.jobs import thread_config
 from app.runs.manager import RunManager, assistant_id
 from app.store import Run
@@ -48,11 +49,12 @@ async def info(request: web.Request) -> web.Response:
 async def search_assistants(request: web.Request) -> web.Response:
     body = await json_body(request, ASSISTANT_SEARCH)
     manager = request.app[runs_key]
+    every = [views.assistant(g, wf, manager.started_at) for g, wf in sorted(manager.workflows.items())]
+    wanted = body["metadata"] or {}
     found = [
-        views.assistant(graph_id, wf, manager.started_at)
-        for graph_id, wf in sorted(manager.workflows.items())
-        if body["graph_id"] in (None, graph_id)
-        and all(views.assistant(graph_id, wf, "")["metadata"].get(k) == v for k, v in (body["metadata"] or {}).items())
+        a
+        for a in every
+        if body["graph_id"] in (None, a["graph_id"]) and all(a["metadata"].get(k) == v for k, v in wanted.items())
     ]
     return web.json_response(found[body["offset"] : body["offset"] + body["limit"]])
 
@@ -67,7 +69,7 @@ async def assistant_graph(request: web.Request) -> web.Response:
     manager = request.app[runs_key]
     graph = manager.execution.graphs[graph_of(manager, request.match_info["assistant_id"])]
     xray = request.query.get("xray", "false").lower() in ("1", "true")
-    return web.json_response(views.to_json((await graph.aget_graph(xray=xray)).to_json()))
+    return web.json_response(to_json((await graph.aget_graph(xray=xray)).to_json()))
 
 
 async def assistant_schemas(request: web.Request) -> web.Response:
@@ -77,7 +79,7 @@ async def assistant_schemas(request: web.Request) -> web.Response:
 
     def schema(get: Any) -> Any:
         try:
-            return views.to_json(get())
+            return to_json(get())
         except Exception:  # a state type JSON Schema cannot describe
             return None
 
@@ -86,7 +88,7 @@ async def assistant_schemas(request: web.Request) -> web.Response:
             "graph_id": graph_id,
             "input_schema": schema(graph.get_input_jsonschema),
             "output_schema": schema(graph.get_output_jsonschema),
-            "state_schema": schema(lambda: graph.get_output_jsonschema()),
+            "state_schema": schema(graph.get_output_jsonschema),  # a StateGraph's output is its state
             "config_schema": schema(graph.get_config_jsonschema),
             "context_schema": schema(graph.get_context_jsonschema),
         }
