@@ -36,6 +36,7 @@ NAMED = (
         "comma-separated origins allowed to connect, or *",
         "SOCKETIO_CORS_ORIGINS",
     ),
+    Named("rest.cors_origins", "--rest-cors-origins", "comma-separated origins that may call the REST API, or *"),
     Named("pubsub.url", "--pubsub-url", "memory:// or redis://host:port/db", "PUBSUB_URL"),
     Named("store.url", "--store-url", "sqlite:///path or postgresql://…", "STORE_URL"),
     Named("logging.level", "--log-level", "DEBUG, INFO, WARNING, ERROR"),
@@ -56,26 +57,31 @@ class ConfigError(ValueError):
     """A configuration value that stops start-up; the message names the key."""
 
 
+# `{rest_port}` is the port the REST listener bound (the console's own origin, port 0 included);
+# :3000 is `next dev` in admin-ui/ (and where chat front ends usually run).
+CONSOLE_ORIGINS = (
+    "http://localhost:{rest_port}",
+    "http://127.0.0.1:{rest_port}",
+    "http://localhost:3000",
+    "http://127.0.0.1:3000",
+)
+
+
 @dataclass(frozen=True)
 class RestConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 65536
     ui_dir: str = "admin-ui/out"
+    # Browser origins that may call the API; unless set, those of realtime.cors_origins.
+    cors_origins: tuple[str, ...] = CONSOLE_ORIGINS
 
 
 @dataclass(frozen=True)
 class RealtimeConfig:
     host: str = "127.0.0.1"
     port: int = 7000
-    # Browser origins allowed to connect. `{rest_port}` is the port the REST listener bound (the
-    # console's own origin, port 0 included); :3000 is `next dev` in admin-ui/.
-    cors_origins: tuple[str, ...] = (
-        "http://localhost:{rest_port}",
-        "http://127.0.0.1:{rest_port}",
-        "http://localhost:3000",
-        "http://127.0.0.1:3000",
-    )
+    cors_origins: tuple[str, ...] = CONSOLE_ORIGINS  # browser origins allowed to connect
     ping_interval: float = 25.0
     ping_timeout: float = 20.0
     max_message_bytes: int = 65536
@@ -364,6 +370,8 @@ def load_config(
         section, _, key = dotted.partition(".")
         put(section, key, value, FLAGS.get(dotted, dotted))
 
+    if ("rest", "cors_origins") not in sources and "cors_origins" in raw["realtime"]:
+        raw["rest"]["cors_origins"] = raw["realtime"]["cors_origins"]  # the console calls both listeners
     cfg = Config(
         **{name: cls(**raw[name]) for name, cls in SECTIONS.items()},
         workflows=workflows,

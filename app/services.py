@@ -40,6 +40,7 @@ class Services:
     rest_port: int = 0  # the REST listener's bound port in this process (0: none, or not yet bound)
     realtime_port: int = 0  # the same for the realtime listener
     origins: Origins = field(default_factory=lambda: Origins((), lambda: 0))  # open_services sets the real one
+    rest_origins: Origins = field(default_factory=lambda: Origins((), lambda: 0))  # that may call the REST API
     sink: LogSink | None = None  # where the REST listener runs
     runs: RunManager | None = None  # only where the REST listener runs
     webhooks: Dispatcher | None = None  # there too
@@ -78,8 +79,9 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
         bus = await stack.enter_async_context(Bus(create_backend(cfg.pubsub.url), cfg.pubsub.queue_size))
         tokens = await stack.enter_async_context(Tokens(auth, store, bus).following())
         services = Services(cfg, store, bus, _bus_metrics(Metrics(), bus), auth, tokens, login_token)
-        # Browser origins for both listeners: `{rest_port}` is the port the REST listener bound.
+        # Browser origins of each listener: `{rest_port}` is the port the REST listener bound.
         services.origins = Origins(cfg.realtime.cors_origins, lambda: services.rest_port or cfg.rest.port)
+        services.rest_origins = Origins(cfg.rest.cors_origins, lambda: services.rest_port or cfg.rest.port)
         if with_runs:
             checkpointer = await stack.enter_async_context(open_checkpointer(cfg.store.url))
             outbox = await stack.enter_async_context(Outbox(bus).running())

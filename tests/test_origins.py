@@ -57,3 +57,35 @@ def test_origins_read_the_port_when_asked(patterns: tuple[str, ...], origin: str
     origins = Origins(patterns, lambda: port[0])
     port[0] = 8123  # bound after the check was built
     assert origins(origin) is allowed
+
+
+async def rest_preflight(beacon: Beacon, origin: str) -> dict[str, str]:
+    """The CORS headers of an SDK-style preflight (x-api-key, Last-Event-ID) to an Agent API route."""
+    headers = {
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "x-api-key, content-type, last-event-id",
+    }
+    async with beacon.http.options(beacon.rest + "/threads/search", headers=headers) as resp:
+        return {k: v for k, v in resp.headers.items() if k.startswith("Access-Control")} | {"status": str(resp.status)}
+
+
+async def test_rest_origins_follow_realtime_unless_set(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, **{"realtime.cors_origins": "https://console.example"})
+    assert cfg.rest.cors_origins == ("https://console.example",)
+    cfg = make_config(
+        tmp_path,
+        **{"realtime.cors_origins": "https://console.example", "rest.cors_origins": "http://chat.example:3001"},
+    )
+    async with running_beacon(cfg) as beacon:
+        allowed = await rest_preflight(beacon, "http://chat.example:3001")
+        assert allowed["status"] == "204" and allowed["Access-Control-Allow-Origin"] == "http://chat.example:3001"
+        assert "X-Api-Key" in allowed["Access-Control-Allow-Headers"]
+        assert "Last-Event-ID" in allowed["Access-Control-Allow-Headers"]
+        assert (await rest_preflight(beacon, "https://console.example"))["status"] == "403"
+        assert await handshake(beacon, "http://chat.example:3001") == 400  # Socket.IO keeps its own list
+        async with beacon.http.post(
+            beacon.rest + "/threads", json={}, headers={"Origin": "http://chat.example:3001"}
+        ) as resp:
+            assert resp.status == 200
+            assert "Content-Location" in resp.headers["Access-Control-Expose-Headers"]

@@ -42,7 +42,7 @@ def create_rest_app(services: Services) -> web.Application:
         raise ValueError("the REST app needs the run manager (open_services(with_runs=True))")
     cfg = services.config
     middlewares = [
-        cors(services.origins),
+        cors(services.rest_origins),
         timing(services.metrics),
         errors,
         authenticate(services.auth, route_roles()),

@@ -128,7 +128,7 @@ def authenticate(auth: Auth, roles: Mapping[tuple[str, str], str]) -> Any:
 
 
 def cors(origins: Origins) -> Any:
-    """Let the admin UI on another origin (`realtime.cors_origins`) call the API with its token."""
+    """Let the console or a front end on another origin (`rest.cors_origins`) call the API with its token."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
