@@ -15,7 +15,7 @@ from app.origins import Origins
 from app.pubsub import Bus, create_backend
 from app.pubsub.outbox import Outbox
 from app.runs.logsink import LogSink
-from app.runs.streams import Followers, RunStreams
+from app.runs.streams import RunStreams
 from app.store import Store, open_store
 from app.tokens import Tokens
 from app.webhooks import Dispatcher
@@ -44,7 +44,6 @@ class Services:
     sink: LogSink | None = None  # where the REST listener runs
     runs: RunManager | None = None  # only where the REST listener runs
     webhooks: Dispatcher | None = None  # there too
-    followers: Followers | None = None  # there too: live events for the Agent API's streams
 
 
 def _bus_metrics(metrics: Metrics, bus: Bus) -> Metrics:
@@ -95,6 +94,5 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
             services.webhooks = await stack.enter_async_context(dispatcher.running())
             manager.events.on_status.append(dispatcher.notify)
             services.sink = sink
-            services.followers = Followers(bus)  # the REST app runs its listener
             services.runs = manager
         yield services

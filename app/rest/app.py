@@ -72,7 +72,7 @@ def create_rest_app(services: Services) -> web.Application:
     app.router.add_get("/openapi.json", openapi(ROUTES))
     app.router.add_get("/metrics", metrics_handler(services.metrics))
     app.on_response_prepare.append(security_headers)
-    app[followers_key] = services.followers or Followers(services.bus)
+    app[followers_key] = Followers(services.bus)
     app.cleanup_ctx.append(probe_ctx)
     app.cleanup_ctx.append(followers_ctx)
     return app

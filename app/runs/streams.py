@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
@@ -99,7 +99,7 @@ class Followers:
         self._queues: dict[str, set[asyncio.Queue[RunEvent | None]]] = defaultdict(set)
 
     @contextlib.contextmanager
-    def follow(self, run_id: str) -> Any:
+    def follow(self, run_id: str) -> Iterator[asyncio.Queue[RunEvent | None]]:
         """A queue of the run's live events; None in it means some were dropped (read the store)."""
         queue: asyncio.Queue[RunEvent | None] = asyncio.Queue(FOLLOW_QUEUE)
         self._queues[run_id].add(queue)
@@ -109,10 +109,6 @@ class Followers:
             self._queues[run_id].discard(queue)
             if not self._queues[run_id]:
                 del self._queues[run_id]
-
-    @property
-    def following(self) -> int:
-        return len(self._queues)
 
     async def events(
         self,
@@ -162,6 +158,8 @@ class Followers:
     async def listen(self) -> None:
         async with self._bus.subscribe(RUNS_CHANNEL) as messages:
             async for message in messages:
+                if not self._queues:
+                    continue  # no stream reads from this node: nothing to parse
                 try:
                     rows = orjson.loads(message.data)
                 except orjson.JSONDecodeError:
