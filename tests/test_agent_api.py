@@ -258,6 +258,9 @@ async def test_a_run_survives_a_restart_and_its_stream_continues(tmp_path: Path,
         everything = await parts(client.runs.join_stream(tid, run["run_id"], last_event_id="-1"))
         assert (await client.runs.get(tid, run["run_id"]))["status"] == "success"
         assert (await client.threads.get_state(tid))["values"]["ticks"] == list(range(6))
+        history = await client.threads.get_history(tid, limit=100)
+        inputs = [h for h in history if h["metadata"].get("source") == "input"]
+        assert len(inputs) == 1  # continued from its checkpoint, not started again from its input
     assert everything == before + rest  # nothing lost or doubled across the restart
     assert [int(i) for _, _, i in everything if i] == list(range(1, len(everything) + 1))
     attempts = [d["attempt"] for e, d, _ in everything if e == "metadata"]

@@ -58,7 +58,10 @@ def payload_of(kwargs: dict[str, Any]) -> Any:
     return kwargs.get("input")
 
 
-def job_of(run: ThreadRun, payload: Any = None, *, attempt: int = 1, seq: int = 0) -> Job:
+ASKED = object()  # job_of's default payload: what the run was asked (None continues from the checkpoint)
+
+
+def job_of(run: ThreadRun, payload: Any = ASKED, *, attempt: int = 1, seq: int = 0) -> Job:
     kwargs = run.kwargs
     modes = tuple(dict.fromkeys(STREAM_MODES[m] for m in kwargs.get("stream_mode", ())))
     configurable = dict((kwargs.get("config") or {}).get("configurable") or {})
@@ -67,7 +70,7 @@ def job_of(run: ThreadRun, payload: Any = None, *, attempt: int = 1, seq: int = 
     return Job(
         run.thread_id,
         run.workflow,
-        payload_of(kwargs) if payload is None else payload,
+        payload_of(kwargs) if payload is ASKED else payload,
         run.run_id,
         modes,
         bool(kwargs.get("stream_subgraphs")),
