@@ -265,3 +265,37 @@ async def test_an_idle_stream_outlives_nginx_read_timeout_on_heartbeats(cl: Agen
     # Through /short/ (below the heartbeat): nginx cuts it while it is idle, before its end.
     assert "end" not in [e for e, _ in cut["events"]], cut
     assert cut["events"] and SHORT_TIMEOUT - 0.5 < cut["open"] < HEARTBEAT + 2, cut
+
+
+async def test_a_run_whose_node_dies_is_taken_over_and_its_stream_continues(cl: AgentCluster) -> None:
+    """Last in the module: it kills node A (and starts it again after)."""
+    a, b = cl.rest
+    async with (
+        clients(a.url, b.url) as (on_a, on_b),
+        aiohttp.ClientSession(headers=AUTH_HEADER, timeout=aiohttp.ClientTimeout(total=15)) as http,
+    ):
+        tid = (await on_a.threads.create())["thread_id"]
+        run = await on_a.runs.create(tid, "ticks", input={"steps": 12, "delay": 0.5}, stream_mode=["updates"])
+        rid = run["run_id"]
+
+        async def on_a_only() -> bool:
+            return (await active_tasks(http, a), await active_tasks(http, b)) == (1, 0)
+
+        await eventually(on_a_only, 10, 0.02, "the run never ran on A alone")
+        first = untimed(await asyncio.wait_for(timed(on_b.runs.join_stream(tid, rid, last_event_id="-1"), limit=4), 15))
+        a.proc.kill9()  # mid-run: its lease lapses, B's resume scan takes the run over
+        try:
+            rest = untimed(
+                await asyncio.wait_for(timed(on_b.runs.join_stream(tid, rid, last_event_id=str(first[-1][2]))), 60)
+            )
+            assert (await on_b.runs.get(tid, rid))["status"] == "success"
+            replay = untimed(await timed(on_b.runs.join_stream(tid, rid, last_event_id="-1")))
+            state = await on_b.threads.get_state(tid)
+        finally:
+            a.proc.start()
+            wait_ready(a.ready, cl.procs, a.proc.name)
+    assert first + rest == replay  # nothing lost or doubled across the node's death
+    assert [i for _, _, i in replay] == list(range(1, len(replay) + 1))
+    assert [d["attempt"] for e, d, _ in replay if e == "metadata"] == [1, 2]
+    assert replay[-1][0] == "end"
+    assert state["values"]["ticks"] == list(range(12))  # every step once: the survivor went on from A's checkpoint
