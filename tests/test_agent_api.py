@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, TOKEN, Beacon, eventually, free_port, make_config, running_beacon
+from conftest import ROOT, TOKEN, Beacon, ClientFactory, eventually, free_port, make_config, running_beacon
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
@@ -269,6 +270,11 @@ async def test_a_run_survives_a_restart_and_its_stream_continues(tmp_path: Path,
 
 async def test_stateless_runs_are_deleted_unless_kept(agent: tuple[Beacon, LangGraphClient]) -> None:
     b, client = agent
+    status, body = await b.call("POST", "/runs/wait", {"assistant_id": "nope", "input": {}})
+    assert status == 404 and body["error"] == "not_found"
+    status, body = await b.call("POST", "/runs/wait", {"assistant_id": "slow", "stream_mode": ["nope"]})
+    assert status == 422 and "stream_mode" in body["details"]
+    assert await client.threads.search() == []  # bad input made no thread
     gone = await client.runs.wait(None, "slow", input={"delay": 0})
     assert gone["messages"] == ["step 0"]
     kept = [p async for p in client.runs.stream(None, "slow", input={"delay": 0}, on_completion="keep")]
@@ -316,3 +322,120 @@ async def test_a_stream_whose_client_leaves_cancels_its_run_when_asked(agent: tu
         return (await client.runs.get(tid, run_id))["status"] == "interrupted"
 
     await eventually(cancelled, 30, 0.1, "the run went on without its client")  # noticed at the next heartbeat
+
+
+async def test_server_assistants_and_their_graphs(agent: tuple[Beacon, LangGraphClient]) -> None:
+    b, client = agent
+    status, body = await b.call("GET", "/ok", headers={"Authorization": ""})
+    assert (status, body) == (200, {"ok": True})  # public, as the Agent Server's
+    status, body = await b.call("GET", "/info")
+    assert status == 200 and body["flags"]["assistants"] is True
+    found = await client.assistants.search(graph_id="chat")
+    [chat] = found
+    assert chat["assistant_id"] == str(uuid.uuid5(uuid.NAMESPACE_URL, "chat"))  # LangGraph's own default id
+    assert (await client.assistants.get(chat["assistant_id"]))["graph_id"] == "chat"
+    assert (await client.assistants.get("chat"))["assistant_id"] == chat["assistant_id"]
+    graph = await client.assistants.get_graph("chat")
+    assert {n["id"] for n in graph["nodes"]} >= {"think", "ask"}
+    schemas = await client.assistants.get_schemas("chat")
+    assert "messages" in schemas["input_schema"]["properties"]
+    everything = await client.assistants.search(limit=100)
+    assert {a["graph_id"] for a in everything} >= {"chat", "pair", "slow", "review", "agent"}
+    with pytest.raises(NotFoundError):
+        await client.assistants.get("no-such-assistant")
+    # A run by assistant id: the thread's metadata names both.
+    tid = (await client.threads.create())["thread_id"]
+    await client.runs.wait(tid, chat["assistant_id"], input={"messages": ["hi"]})
+    meta = (await client.threads.get(tid))["metadata"]
+    assert meta["graph_id"] == "chat" and meta["assistant_id"] == chat["assistant_id"]
+    assert [t["thread_id"] for t in await client.threads.search(metadata={"assistant_id": chat["assistant_id"]})] == [
+        tid
+    ]
+
+
+async def test_thread_crud_search_and_state(agent: tuple[Beacon, LangGraphClient]) -> None:
+    _, client = agent
+    one = await client.threads.create(thread_id="thread-one", metadata={"team": "a", "n": 1})
+    assert one["status"] == "idle" and one["thread_id"] == "thread-one"
+    with pytest.raises(httpx.HTTPStatusError) as taken:
+        await client.threads.create(thread_id="thread-one")
+    assert taken.value.response.status_code == 409
+    assert (await client.threads.create(thread_id="thread-one", if_exists="do_nothing"))["metadata"]["team"] == "a"
+    two = await client.threads.create(metadata={"team": "b"})
+    patched = await client.threads.update("thread-one", metadata={"n": 2})
+    assert patched["metadata"] == {"team": "a", "n": 2}
+    assert [t["thread_id"] for t in await client.threads.search(metadata={"team": "a", "n": 2})] == ["thread-one"]
+    assert [t["thread_id"] for t in await client.threads.search(metadata={"n": 1})] == []
+    assert {t["thread_id"] for t in await client.threads.search(status="idle")} == {"thread-one", two["thread_id"]}
+    assert [t["thread_id"] for t in await client.threads.search(ids=[two["thread_id"]])] == [two["thread_id"]]
+
+    await client.runs.wait("thread-one", "chat", input={"messages": ["hi"]})
+    assert [t["thread_id"] for t in await client.threads.search(status="interrupted")] == ["thread-one"]
+    history = await client.threads.get_history("thread-one")
+    assert history[0]["checkpoint"] == (await client.threads.get_state("thread-one"))["checkpoint"]  # newest first
+    assert history[0]["values"]["messages"] == ["hi", "draft 1"] and history[-1]["metadata"]["source"] == "input"
+    older = history[-1]
+    at = await client.threads.get_state("thread-one", checkpoint_id=older["checkpoint"]["checkpoint_id"])
+    assert at["values"] == older["values"] and at["checkpoint"] == older["checkpoint"]
+    with pytest.raises(NotFoundError):
+        await client.threads.get_state("thread-one", checkpoint_id="1f000000-0000-6000-8000-000000000000")
+    updated = await client.threads.update_state("thread-one", {"messages": ["edited"]}, as_node="think")
+    assert updated["checkpoint"]["checkpoint_id"]
+    assert (await client.threads.get_state("thread-one"))["values"]["messages"][-1] == "edited"
+
+    await client.threads.delete(two["thread_id"])
+    with pytest.raises(NotFoundError):
+        await client.threads.get(two["thread_id"])
+
+
+async def test_stream_modes_subgraphs_and_errors(agent: tuple[Beacon, LangGraphClient]) -> None:
+    _, client = agent
+    tid = (await client.threads.create())["thread_id"]
+    modes = ["values", "updates", "checkpoints", "tasks", "debug"]
+    got = await parts(
+        client.runs.stream(tid, "nested", input={"messages": []}, stream_mode=modes, stream_subgraphs=True)
+    )
+    names = {e for e, _, _ in got}
+    assert {"metadata", "values", "updates", "checkpoints", "tasks", "debug", "end"} <= names
+    sub = sorted(n for n in names if "|" in n)
+    assert sub and all(n.split("|", 1)[0] in modes and n.split("|", 1)[1].startswith("child:") for n in sub), sub
+    assert got[-1][1]["status"] == "success"
+
+    tid = (await client.threads.create())["thread_id"]
+    got = await parts(client.runs.stream(tid, "boom", input={"messages": []}))
+    assert [e for e, _, _ in got][-2:] == ["error", "end"]
+    assert got[-2][1] == {"error": "ValueError", "message": "kaboom"}
+    assert (await client.threads.get(tid))["status"] == "error"
+    failed = await client.runs.wait(tid, "boom", input={"messages": []}, raise_error=False)
+    assert failed["__error__"] == {"error": "ValueError", "message": "kaboom"}
+    assert [r["status"] for r in await client.runs.list(tid)] == ["error", "error"]
+
+
+async def test_agent_runs_show_in_the_console_feeds_in_order(
+    agent: tuple[Beacon, LangGraphClient], connect: ClientFactory
+) -> None:
+    b, client = agent
+    console = await connect(b.realtime)
+    tid = (await client.threads.create())["thread_id"]
+    await console.subscribe(tid)
+    first = await client.runs.create(tid, "chat", input={"messages": ["hi"], "delay": 0.3})
+    second = await client.runs.create(tid, "slow", input={"delay": 0}, multitask_strategy="enqueue")
+    await client.runs.join(tid, second["run_id"])
+
+    def statuses() -> list[tuple[str, str | None]]:
+        return [
+            (e["data"]["status"], e["data"].get("run_id"))
+            for e in console.admin
+            if e["type"] == "run_status" and e["data"]["thread_id"] == tid
+        ]
+
+    await eventually(lambda: len(statuses()) >= 4, 10, 0.05, f"saw only {statuses()}")
+    # The wait the first run ends in comes before the queued run starts, as the thread went.
+    assert statuses() == [
+        ("running", first["run_id"]),
+        ("waiting_approval", first["run_id"]),
+        ("running", second["run_id"]),
+        ("completed", second["run_id"]),
+    ]
+    await eventually(lambda: any(line["text"] == "thinking about 1 messages" for line in console.logs), 10, 0.05)
+    assert console.seqs(tid) == list(range(1, len(console.seqs(tid)) + 1))  # one numbering across the runs

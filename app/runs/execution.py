@@ -220,7 +220,8 @@ class Execution:
                 return await self.next_job(thread_id)
             run_log.info("waiting for approval")
             out.end("interrupted")
-            if (queued := await self.next_job(thread_id)) is None:
+            queued = bool(await self._store.list_thread_runs(thread_id, limit=1, status="pending"))
+            if not queued:
                 # Any node may take the decision, and it numbers its lines after the stored ones:
                 # store this run's first (bounded), then hand the lease over before announcing it.
                 await self._sink.stored(thread_id, self.handover / 2)
@@ -228,7 +229,9 @@ class Execution:
             stored = (await self._store.list_approvals(thread_id=thread_id)).approvals
             pending = with_deadlines(pending, {a.interrupt_id: a for a in stored})
             self._events.status(thread_id, workflow, "waiting_approval", pending=pending, run_id=job.run_id)
-            return queued
+            # A run queued behind this one goes on (announced after the wait it ends); one queued
+            # from now on is started by whoever queues it, once the lease is free.
+            return await self.next_job(thread_id) if queued else None
         if await self._store.set_status(thread_id, "completed", expect=["running"]):
             await forget(self._store, thread_id)
             run_log.info("run completed")

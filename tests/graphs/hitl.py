@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
+from typing_extensions import TypedDict  # pydantic derives JSON schemas from these on Python 3.11
 
 logger = logging.getLogger("tests.graphs.hitl")
 
@@ -104,4 +105,34 @@ def ticks() -> StateGraph[Any]:
     g.add_node("tick", tick)
     g.add_edge(START, "tick")
     g.add_conditional_edges("tick", _more, ["tick", END])
+    return g
+
+
+async def explode(state: Chat) -> dict[str, Any]:
+    raise ValueError("kaboom")
+
+
+def boom() -> StateGraph[Any]:
+    """A graph that fails in its first step."""
+    g = StateGraph(Chat)
+    g.add_node("explode", explode)
+    g.add_edge(START, "explode")
+    g.add_edge("explode", END)
+    return g
+
+
+async def inner_step(state: Chat) -> dict[str, Any]:
+    return {"messages": ["inner"]}
+
+
+def nested() -> StateGraph[Any]:
+    """A graph whose one node is a compiled subgraph: its events carry a namespace."""
+    inner = StateGraph(Chat)
+    inner.add_node("inner_step", inner_step)
+    inner.add_edge(START, "inner_step")
+    inner.add_edge("inner_step", END)
+    g = StateGraph(Chat)
+    g.add_node("child", inner.compile())
+    g.add_edge(START, "child")
+    g.add_edge("child", END)
     return g

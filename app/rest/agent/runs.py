@@ -36,7 +36,8 @@ STREAM_HEADERS = {
 
 
 async def create_run(request: web.Request) -> web.Response:
-    run = await _submit(request, thread_id(request))
+    tid = thread_id(request)
+    run = await _submit(request, tid, await json_body(request, RUN_CREATE))
     return web.json_response(views.run(run), headers=_locations(run))
 
 
@@ -82,7 +83,7 @@ async def join_run(request: web.Request) -> web.Response:
 async def join_stream(request: web.Request) -> web.StreamResponse:
     run = await _run(request)
     last = request.headers.get("Last-Event-ID")
-    query(request, JOIN_STREAM)
+    q = query(request, JOIN_STREAM)
     modes = {m for m in request.query.getall("stream_mode", ()) if m} or None
     if last is None:  # only what comes from now on; a finished run has nothing more
         after = await _now(request, run)
@@ -95,8 +96,7 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
             after = int(last)
         except ValueError:
             raise Invalid("Last-Event-ID must be an event id of this run, or -1", {"Last-Event-ID": last}) from None
-    cancel = request.query.get("cancel_on_disconnect", "").lower() in ("1", "true")
-    return await _stream(request, run, after=after, modes=modes, cancel=cancel)
+    return await _stream(request, run, after=after, modes=modes, cancel=q["cancel_on_disconnect"])
 
 
 async def cancel_run(request: web.Request) -> web.Response:
@@ -111,8 +111,7 @@ async def cancel_run(request: web.Request) -> web.Response:
 # -- internals --------------------------------------------------------------------------
 
 
-async def _submit(request: web.Request, tid: str) -> ThreadRun:
-    body = await json_body(request, RUN_CREATE)
+async def _submit(request: web.Request, tid: str, body: dict[str, Any]) -> ThreadRun:
     manager = request.app[runs_key]
     store = request.app[services_key].store
     graph_id = graph_of(manager, body["assistant_id"])
@@ -162,11 +161,11 @@ async def _submit_stateless(request: web.Request) -> tuple[ThreadRun, bool]:
     """A run on the thread in the path, or (at /runs/...) on a new thread, deleted after it unless
     on_completion is "keep"."""
     if "thread_id" in request.match_info:
-        return await _submit(request, thread_id(request)), False
-    tid = str(uuid.uuid4())
-    await request.app[services_key].store.create_thread(tid, {})
-    run = await _submit(request, tid)
-    return run, (run.kwargs.get("on_completion") or "delete") == "delete"
+        tid = thread_id(request)
+        return await _submit(request, tid, await json_body(request, RUN_CREATE)), False
+    body = await json_body(request, RUN_CREATE)  # validated before a thread is made for it
+    run = await _submit(request, str(uuid.uuid4()), {**body, "if_not_exists": "create"})
+    return run, (body["on_completion"] or "delete") == "delete"
 
 
 async def _delete_after(request: web.Request, run: ThreadRun) -> None:

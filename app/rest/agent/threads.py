@@ -205,6 +205,6 @@ async def _snapshot(request: web.Request, run: Run, checkpoint_id: str | None) -
     if checkpoint_id:
         config["configurable"]["checkpoint_id"] = checkpoint_id
     snap: StateSnapshot = await graph.aget_state(config)
-    if checkpoint_id and snap.config is None:
+    if checkpoint_id and snap.created_at is None:  # LangGraph answers an empty state for an unknown id
         raise NotFound(f"no checkpoint {checkpoint_id!r} on thread {run.thread_id!r}")
     return snap
