@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +95,12 @@ class Auth:
 
     def on_revoke(self, listener: Callable[[Token], None]) -> None:
         self._revoke_listeners.append(listener)
+
+
+def request_secret(headers: Mapping[str, str]) -> str | None:
+    """The secret a request carries: `Authorization: Bearer …`, else `x-api-key` (the LangGraph SDKs')."""
+    scheme, _, secret = headers.get("Authorization", "").partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" else headers.get("x-api-key")
 
 
 def token_path(cfg: Config) -> Path:

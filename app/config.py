@@ -72,6 +72,7 @@ class RestConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 65536
+    head_timeout: float = 15.0  # seconds for each request head on a connection
     ui_dir: str = "admin-ui/out"
     # Browser origins that may call the API; unless set, those of realtime.cors_origins.
     cors_origins: tuple[str, ...] = CONSOLE_ORIGINS
@@ -86,6 +87,8 @@ class RealtimeConfig:
     ping_timeout: float = 20.0
     max_message_bytes: int = 65536
     send_buffer_bytes: int = 1048576  # unsent bytes per /logs client before its lines are skipped (`dropped`)
+    head_timeout: float = 15.0  # seconds for each request head on a connection
+    connect_timeout: float = 10.0  # seconds for a new Engine.IO connection to join a namespace
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,9 @@ def _validate(cfg: Config) -> None:
         ("runs.max_line_bytes", cfg.runs.max_line_bytes),
         ("auth.max_connections_per_token", cfg.auth.max_connections_per_token),
         ("auth.subscribe_rate", cfg.auth.subscribe_rate),
+        ("rest.head_timeout", cfg.rest.head_timeout),
+        ("realtime.head_timeout", cfg.realtime.head_timeout),
+        ("realtime.connect_timeout", cfg.realtime.connect_timeout),
     ):
         if value <= 0:
             raise ConfigError(f"{key}={value}: must be positive")

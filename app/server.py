@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from app.config import MODES, Config, ConfigError
+from app.keys import head_timers_key
+from app.listener import Site
 from app.realtime.app import create_realtime_app
 from app.realtime.keys import front_key
-from app.realtime.websocket import Site
 from app.services import Services, open_services
 
 logger = logging.getLogger(__name__)
@@ -41,12 +42,13 @@ def _bound_port(runner: web.AppRunner) -> int:
 async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, access_log=None)
     await runner.setup()
+    assert runner.server is not None
+    http = app[head_timers_key].wrap(runner.server)  # aiohttp's protocol, with a deadline for each head
+    front = app.get(front_key)
+    if front is not None:  # the realtime listener: its websockets skip aiohttp's per-connection objects
+        front.http = http
     try:
-        front = app.get(front_key)
-        if front is not None:  # the realtime listener: its websockets skip aiohttp's per-connection objects
-            await Site(runner, front, host, port, reuse_address=True).start()
-        else:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        await Site(runner, front.protocol if front is not None else http, host, port, reuse_address=True).start()
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

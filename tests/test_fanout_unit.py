@@ -14,10 +14,11 @@ from conftest import ClientFactory, eventually
 from test_slow_consumer import StalledClient
 
 from app.background import background
+from app.listener import Site
 from app.metrics import Metrics
 from app.realtime.app import Server
 from app.realtime.fanout import MAX_NOTICES, Fanout, _Lag
-from app.realtime.websocket import Front, Site
+from app.realtime.websocket import Front
 from app.store import LogLine
 
 ROOM = "firehose"
@@ -52,7 +53,9 @@ async def listener(request: pytest.FixtureRequest) -> AsyncIterator[Listener]:
     front = Front(sio, hard_limit=64 * limit)  # the fan-out's bound is what these tests watch, not this one
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    site = Site(runner, front, "127.0.0.1", 0)
+    assert runner.server is not None
+    front.http = runner.server
+    site = Site(runner, front.protocol, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
     fanout = Fanout(sio, Metrics(), limit=limit)

@@ -20,8 +20,6 @@ import aiohttp
 import pytest
 from conftest import TOKEN, Beacon, ClientFactory, eventually, make_config, running_beacon
 
-from app.realtime import websocket
-
 PATH = "/socket.io/?EIO=4&transport=websocket"
 
 
@@ -281,12 +279,12 @@ async def test_refused_handshakes_get_an_http_answer(tmp_path: Path) -> None:
         raw.close()
 
 
-async def test_a_slow_request_head_is_dropped(beacon: Beacon, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(websocket, "HEAD_TIMEOUT", 0.3)
-    raw = await Raw.open(beacon)
-    raw.send(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n")
-    assert await asyncio.wait_for(raw.reader.read(), 5) == b""  # closed without an answer
-    raw.close()
+async def test_a_slow_request_head_is_dropped(tmp_path: Path) -> None:
+    async with running_beacon(make_config(tmp_path, **{"realtime.head_timeout": 0.3})) as beacon:
+        raw = await Raw.open(beacon)
+        raw.send(b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n")
+        assert await asyncio.wait_for(raw.reader.read(), 5) == b""  # closed without an answer
+        raw.close()
 
 
 async def test_a_client_that_stops_answering_pings_is_closed(tmp_path: Path) -> None:

@@ -239,6 +239,21 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
     def lean(self) -> bool:
         return self.why_not is None
 
+    async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+        request = args[0] if args else None
+        if isinstance(request, web.Request) and request.method == "POST":
+            if (request.content_length or 0) > self.max_http_buffer_size:
+                return await self._too_large(request.query.get("sid", ""))
+        return await super().handle_request(*args, **kwargs)
+
+    async def _too_large(self, sid: str) -> web.Response:
+        """413 at once: the library would close the session first, which waits for a poll that never comes."""
+        socket = self.sockets.pop(sid, None)
+        if socket is not None:
+            await socket.close(wait=False, reason=self.reason.TRANSPORT_ERROR)  # a pending poll gets CLOSE
+        message = f"a polling payload may be at most {self.max_http_buffer_size} bytes"
+        return web.json_response({"error": "too_large", "message": message}, status=413)
+
     def start_background_task(self, target: Any, *args: Any, **kwargs: Any) -> Any:
         if self.lean and getattr(target, "__func__", None) is AsyncSocket._send_ping:
             self.pings.add(target.__self__)

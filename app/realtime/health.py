@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from app.auth import Auth, Denied, request_secret
 from app.keys import services_key, started_key
 from app.origins import Origins
 from app.realtime.engineio_server import EngineIO
@@ -85,6 +86,24 @@ def _websockets(eio: EngineIO) -> dict[str, int]:
         "engineio_sockets": len(eio.sockets),  # every transport, open or closing
         "pings_scheduled": len(eio.pings),
     }
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def viewer_only(auth: Auth, handler: Handler) -> Handler:
+    """The REST listener's rule for `/metrics`, here too: a viewer token (or above) when auth is on."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            auth.check(request_secret(request.headers), "viewer")
+        except Denied as exc:
+            status, message = (401, "a viewer token is required") if exc.reason == "unauthorized" else (403, "")
+            body = {"error": exc.reason, "message": message or "this needs the viewer role or above"}
+            return web.json_response(body, status=status, headers={"WWW-Authenticate": 'Bearer realm="beacon"'})
+        return await handler(request)
+
+    return guarded
 
 
 def allow_origins(origins: Origins) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:

@@ -15,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 FIREHOSE = "firehose"
 MAX_SUBSCRIPTIONS = 100
+MAX_SEQ = 2**63 - 1  # a line number the store can hold
 
 
 class Counted(socketio.AsyncNamespace):
@@ -38,7 +39,7 @@ class Counted(socketio.AsyncNamespace):
         return await super().trigger_event(event, *args)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        self.guard.admit(sid, self.namespace, auth, self.role)
+        self.guard.admit(sid, self.namespace, auth, self.role, environ)
         self.clients.add(sid)
 
     async def on_disconnect(self, sid: str, reason: str | None = None) -> None:
@@ -77,7 +78,7 @@ class LogsNamespace(Counted):
         if not isinstance(thread_id, str) or not THREAD_ID.match(thread_id):
             return {"error": "invalid thread_id"}
         since = data.get("since")
-        if since is not None and (type(since) is not int or since < 0):
+        if since is not None and (type(since) is not int or not 0 <= since <= MAX_SEQ):
             return {"error": "invalid since"}
         level = data.get("level")
         if level is not None and (not isinstance(level, str) or level.upper() not in LEVELS):

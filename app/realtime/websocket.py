@@ -8,7 +8,7 @@ and received packets go to the socket in order, from a task that exists only whi
 other request (health, metrics, polling, anything wsproto or this path does not accept) is handed,
 bytes and all, to aiohttp's own protocol for that connection, which answers as if it had read them.
 
-Bounds: the request head must arrive within HEAD_TIMEOUT; a message may be at most the Engine.IO
+Bounds: the request head must arrive within `head_timeout`; a message may be at most the Engine.IO
 `max_http_buffer_size`; a client that stops reading is disconnected once `hard_limit` bytes wait
 unsent (the `/logs` fan-out skips it far earlier, at `realtime.send_buffer_bytes`).
 """
@@ -25,7 +25,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
 from aiohttp.tcp_helpers import tcp_keepalive
 from engineio import exceptions as eio_exceptions
 from engineio import packet as eio_packet
@@ -50,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 CONN = "beacon.websocket"  # environ key of the Conn a handshake came through
 ACCEPTED = object()  # what the Engine.IO driver returns once a Conn took the websocket
-HEAD_TIMEOUT = 15.0  # seconds for a new connection's request head
 MAX_HEAD = 16 * 1024  # a longer head is aiohttp's to answer (h11's own bound is the same)
 MAX_EARLY = 64 * 1024  # bytes a client may send before its handshake is answered
 CLOSE_TIMEOUT = 5.0  # seconds a closing websocket waits for the client's close frame
@@ -162,10 +160,11 @@ class DirectQueue:
 class Front:
     """The realtime listener's connection factory and the set of websockets it serves."""
 
-    def __init__(self, sio: Any, hard_limit: int, path: str = "socket.io") -> None:
+    def __init__(self, sio: Any, hard_limit: int, head_timeout: float = 15.0, path: str = "socket.io") -> None:
         self.sio = sio
         self.eio = sio.eio
         self.hard_limit = hard_limit
+        self.head_timeout = head_timeout
         self.path = "/" + path.strip("/") + "/"
         self.conns: set[Conn] = set()
         self.tasks = Tasks()
@@ -210,7 +209,7 @@ class Conn(asyncio.Protocol):
         self.transport = transport
         self.front.conns.add(self)
         tcp_keepalive(transport)  # as aiohttp does: a peer that vanishes without FIN or RST is found
-        self.timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, transport.abort)
+        self.timer = asyncio.get_running_loop().call_later(self.front.head_timeout, transport.abort)
 
     def data_received(self, data: bytes) -> None:
         if self.state >= PROBE:
@@ -499,27 +498,3 @@ class Conn(asyncio.Protocol):
             self.timer = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.transport.abort)
         else:
             self.transport.close()
-
-
-class Site(web.TCPSite):
-    """aiohttp's TCPSite, with every connection starting at `Front` (which hands most to aiohttp)."""
-
-    def __init__(self, runner: web.BaseRunner, front: Front, host: str, port: int, **kwargs: Any) -> None:
-        super().__init__(runner, host, port, **kwargs)
-        self.front = front
-
-    async def start(self) -> None:
-        await web.BaseSite.start(self)
-        server = self._runner.server
-        assert server is not None
-        self.front.http = server
-        self._server = await asyncio.get_running_loop().create_server(
-            self.front.protocol,
-            self._host,
-            self._port,
-            ssl=self._ssl_context,
-            backlog=self._backlog,
-            reuse_address=self._reuse_address,
-            reuse_port=self._reuse_port,
-        )
-        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port

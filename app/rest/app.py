@@ -10,7 +10,8 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from app.background import background
-from app.keys import config_key, services_key, started_key
+from app.keys import config_key, head_timers_key, services_key, started_key
+from app.listener import HeadTimers
 from app.metrics import metrics_handler
 from app.rest.health import probe_ctx
 from app.rest.keys import followers_key, probe_key, runs_key
@@ -41,7 +42,9 @@ def create_rest_app(services: Services) -> web.Application:
     if services.runs is None:
         raise ValueError("the REST app needs the run manager (open_services(with_runs=True))")
     cfg = services.config
+    timers = HeadTimers(cfg.rest.head_timeout)
     middlewares = [
+        timers.middleware(),
         cors(services.rest_origins),
         timing(services.metrics),
         errors,
@@ -50,6 +53,7 @@ def create_rest_app(services: Services) -> web.Application:
     app = web.Application(middlewares=middlewares, client_max_size=cfg.rest.max_body_bytes)
     app[config_key] = services.config
     app[services_key] = services
+    app[head_timers_key] = timers
     app[runs_key] = services.runs
     probe = app[probe_key] = Probe(services)
     services.metrics.family(
