@@ -72,6 +72,14 @@ class Server(socketio.AsyncServer):
             self.logger.info("closing %s: no namespace joined within %ss", eio_sid, self.connect_timeout)
             self.start_background_task(self.eio.disconnect, eio_sid)
 
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: object) -> None:
+        await super()._handle_eio_disconnect(eio_sid, reason)
+        socket = self.eio.sockets.get(eio_sid)
+        if reason == self.reason.CLIENT_DISCONNECT and socket is not None and socket.upgraded:
+            # The client's CLOSE packet: python-engineio's websocket reader would wait for the next
+            # message; ending its writer closes the websocket, as Engine.IO v4 says.
+            socket.queue.put_nowait(None)
+
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: object) -> None:
         if (namespace or "/") not in self.namespace_handlers:  # Socket.IO v5: the error is an object
             error = {"message": "Invalid namespace"}
@@ -150,6 +158,7 @@ def create_realtime_app(services: Services) -> web.Application:
         logger.warning("SOCKETIO_CORS_ORIGINS is '*': any web site may open Socket.IO connections to Beacon")
     sio = Server(
         connect_timeout=cfg.connect_timeout,
+        fast_path=cfg.fast_path,
         namespaces=["/logs", "/admin"],
         async_mode="aiohttp",
         cors_allowed_origins=origins,
@@ -162,6 +171,7 @@ def create_realtime_app(services: Services) -> web.Application:
     timers = HeadTimers(cfg.head_timeout)
     app = web.Application(middlewares=[timers.middleware()])
     sio.attach(app)
+    app.router.add_route("*", "/socket.io/", sio.handle_request)  # other methods: Engine.IO's 400, not 405
 
     fanout = Fanout(sio, services.metrics, limit=cfg.send_buffer_bytes)
     subs = Subscriptions(services.store, fanout.send, services.config.runs.replay_cap)

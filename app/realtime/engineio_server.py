@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import importlib.metadata
+import json
 import logging
 import time
+import urllib.parse
 from typing import Any, Protocol
 
 import engineio
@@ -212,6 +214,53 @@ class Pings:
         self._checks.clear()
 
 
+class OpenQueue(asyncio.Queue[Any]):
+    """A socket's queue that sends the OPEN packet's ping settings in milliseconds, as configured.
+
+    python-engineio 4.15 computes `int(ping_interval) * 1000`: 0.3 s would be announced as 0.
+    """
+
+    def __init__(self, interval: float, timeout: float) -> None:
+        super().__init__()
+        self.interval, self.timeout = interval, timeout
+
+    def put_nowait(self, item: Any) -> None:
+        if isinstance(item, eio_packet.Packet) and item.packet_type == eio_packet.OPEN and isinstance(item.data, dict):
+            item.data["pingInterval"] = round(self.interval * 1000)
+            item.data["pingTimeout"] = round(self.timeout * 1000)
+        super().put_nowait(item)
+
+
+ERRORS = {0: "Transport unknown", 1: "Session ID unknown", 2: "Bad handshake method", 3: "Bad request"}
+
+
+def _describe(request: Any) -> tuple[str, dict[str, str], bool]:
+    """(method, query, whether it asks for a websocket) of an aiohttp request or a Conn's handshake."""
+    if isinstance(request, websocket.Handshake):
+        query = urllib.parse.parse_qs(request.request.target.partition("?")[2])
+        return "GET", {k: v[0] for k, v in query.items()}, True
+    upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+    return request.method, {k: request.query[k] for k in request.query}, upgrade
+
+
+def _refuse(request: Any, code: int) -> Any:
+    """Node's engine.io error answer: 400 and `{"code", "message"}`."""
+    body = json.dumps({"code": code, "message": ERRORS[code]}).encode()
+    if isinstance(request, websocket.Handshake):
+        return websocket.Reply(400, [("Content-Type", "application/json")], body)
+    return web.Response(status=400, body=body, content_type="application/json")
+
+
+async def _accept_and_close(request: Any) -> Any:
+    if isinstance(request, websocket.Handshake):
+        request.conn.accept_and_close()
+        return websocket.ACCEPTED
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    await ws.close()
+    return ws
+
+
 def _expire(socket: AsyncSocket) -> None:
     queue = socket.queue
     if isinstance(queue, websocket.DirectQueue):
@@ -219,11 +268,11 @@ def _expire(socket: AsyncSocket) -> None:
 
 
 class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, fast_path: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.wires: dict[str, Wire] = {}
         self.pings = Pings(self.ping_interval, self.ping_timeout)
-        self.why_not = usable(self)
+        self.why_not = usable(self) if fast_path else "realtime.fast_path is off"
         if self.why_not is None:
             hooks: dict[str, Any] = getattr(self, "_async")  # noqa: B009 - the library's table, untyped
             self._async = {
@@ -232,19 +281,40 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
                 "make_response": make_response,
                 "websocket": Driver,
             }
-        else:
+        elif fast_path:
             logger.warning("Engine.IO on the library's own path (a task per socket and ping): %s", self.why_not)
 
     @property
     def lean(self) -> bool:
         return self.why_not is None
 
+    def create_queue(self, *args: Any, **kwargs: Any) -> asyncio.Queue[Any]:
+        return OpenQueue(self.ping_interval, self.ping_timeout)
+
     async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
-        request = args[0] if args else None
-        if isinstance(request, web.Request) and request.method == "POST":
+        """Engine.IO v4 where python-engineio 4.15 answers otherwise; the rest is the library's."""
+        request = args[0]
+        method, query, upgrade = _describe(request)
+        sid = query.get("sid")
+        socket = self.sockets.get(sid) if sid else None
+        if method not in ("GET", "POST", "OPTIONS"):
+            return _refuse(request, 3 if sid else 2)  # "Bad request" / "Bad handshake method"
+        if method == "OPTIONS":
+            return await super().handle_request(*args, **kwargs)
+        if sid is None and "transport" not in query:
+            return _refuse(request, 0)  # "Transport unknown", where the library assumes polling
+        if socket is not None and socket.closed:  # closed by a ping timeout or the client: gone
+            del self.sockets[sid]
+            return _refuse(request, 1)  # "Session ID unknown"
+        if socket is not None and upgrade and (socket.upgraded or socket.upgrading):
+            return await _accept_and_close(request)  # as Node's engine.io does with a second websocket
+        if method == "POST" and isinstance(request, web.Request):
             if (request.content_length or 0) > self.max_http_buffer_size:
                 return await self._too_large(request.query.get("sid", ""))
-        return await super().handle_request(*args, **kwargs)
+        response = await super().handle_request(*args, **kwargs)
+        if method == "POST" and socket is not None and socket.closed:
+            socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # the client's CLOSE: a pending poll ends
+        return response
 
     async def _too_large(self, sid: str) -> web.Response:
         """413 at once: the library would close the session first, which waits for a poll that never comes."""

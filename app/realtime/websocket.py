@@ -333,6 +333,15 @@ class Conn(asyncio.Protocol):
         if early:
             self.data_received(early)
 
+    def accept_and_close(self) -> None:
+        """Answer 101, then close at once: a websocket for a session that has (or is getting) one."""
+        assert self.hs is not None
+        self.transport.write(self.hs.send(AcceptConnection(extra_headers=HEADERS)))
+        self.ws, self.hs, self.raw = self.hs.connection, None, None
+        self._cancel_timer()
+        self.state = OPEN  # only for close(): no socket is attached
+        self.close(1000)
+
     def _open(self) -> None:
         socket = self.socket
         self._cancel_timer()
@@ -438,6 +447,9 @@ class Conn(asyncio.Protocol):
                     self.transport.resume_reading()
                 try:
                     await self.socket.receive(pkt)
+                    if pkt.packet_type == eio_packet.CLOSE:  # the library closes the socket, not the websocket
+                        self.close(1000)
+                        break
                 except eio_exceptions.UnknownPacketError:
                     self._warn("unknown Engine.IO packet type")
                 except eio_exceptions.SocketIsClosedError:
