@@ -6,7 +6,9 @@ import logging
 import re
 from datetime import UTC, datetime
 
-THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+# Python's $ also matches before a trailing newline ("abc\n" would pass); (?!\n) refuses it and
+# keeps the pattern one that JSON Schema (ECMA-262, where \Z means "Z") reads the same in /openapi.json.
+THREAD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$(?!\n)")
 
 # Bus channels.
 LOGS_CHANNEL = "logs"  # batches of stored log lines
