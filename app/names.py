@@ -16,6 +16,8 @@ ADMIN_CHANNEL = "admin"  # run events and status changes
 CONTROL_CHANNEL = "control"  # REST nodes tell each other to cancel what they execute
 RUNS_CHANNEL = "runs"  # batches of stored server-sent events of runs (the Agent API's streams)
 
+MAX_SEQ = 2**63 - 1  # seqs, event ids and cursors are 64-bit integers in both stores
+
 LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LEVELS: dict[str, int] = logging.getLevelNamesMapping()  # also WARN, FATAL, NOTSET, as logging spells them
 

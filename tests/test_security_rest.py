@@ -118,3 +118,39 @@ async def test_s19_ids_and_names_with_a_trailing_newline_are_422(beacon: Beacon,
     assert "error" in ack, ack
     with pytest.raises(ConfigError, match="auth.tokens"):
         load_config(None, {}, {"auth.tokens": "op1\n:admin:a-secret-of-twenty-chars"})
+
+
+# -- S22: bad encodings, 64-bit overflows, long paths: 400 / 404, never 5xx ---------------------
+
+
+async def test_s22_bad_content_encoding_cursor_overflow_and_long_path(agent_beacon: Beacon) -> None:
+    b = agent_beacon
+    thread_id = await b.start("review", {"topic": "t", "delay": 0})
+    await b.wait_status(thread_id, "waiting_approval")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:  # keep-alive
+        for encoding in ("gzip", "deflate"):
+            headers = {**JSON, "Content-Encoding": encoding}
+            async with http.post(b.rest + "/start", data=b'{"workflow": "review"}', headers=headers) as resp:
+                text = await resp.text()
+                assert resp.status == 400 and json.loads(text)["error"] == "bad_request", (encoding, text)
+            async with http.get(b.rest + "/health") as resp:  # the session goes on (a clean close, no reset)
+                assert resp.status == 200
+        for after in ("9223372036854775808", "1" + "0" * 30, "-1"):
+            async with http.get(f"{b.rest}/admin/runs/{thread_id}/logs", params={"after": after}) as resp:
+                body = await resp.json()
+                assert resp.status == 400 and "after" in body["details"], (after, body)
+        async with http.get(b.rest + "/ui/" + "a" * 5000) as resp:
+            assert resp.status == 404 and (await resp.json())["error"] == "not_found"
+        async with http.get(b.rest + "/ui/" + "/".join(["a" * 255] * 20)) as resp:
+            assert resp.status == 404
+        async with http.post(b.rest + "/threads", json={}) as resp:
+            tid = (await resp.json())["thread_id"]
+        body = {"assistant_id": "chat", "input": {"messages": []}}
+        async with http.post(f"{b.rest}/threads/{tid}/runs", json=body) as resp:
+            run_id = (await resp.json())["run_id"]
+        for last in ("9223372036854775808", "-5"):
+            headers = {"Last-Event-ID": last}
+            async with http.get(f"{b.rest}/threads/{tid}/runs/{run_id}/stream", headers=headers) as resp:
+                assert resp.status == 422, (last, resp.status, await resp.text())
+    _, runs = await b.call("GET", "/admin/runs")
+    assert runs["total"] == 2  # the review and the chat run; no /start got through

@@ -29,6 +29,11 @@ class BadRequest(BeaconError):
     status, code = 400, "bad_request"
 
 
+class UnreadableBody(BadRequest):
+    """A body its Content-Encoding does not decode: aiohttp's parser reads nothing more on that
+    connection, so the answer closes it (a clean close, where a 500 used to reset it)."""
+
+
 class UnsupportedMediaType(BeaconError):
     status, code = 415, "unsupported_media_type"
 
@@ -74,7 +79,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         raise
     except BeaconError as exc:
-        return error_response(request, exc.status, exc.code, exc.message, exc.details)
+        response = error_response(request, exc.status, exc.code, exc.message, exc.details)
+        if isinstance(exc, UnreadableBody):
+            response.force_close()
+        return response
     except ValidationError as exc:
         return error_response(request, 422, "validation_error", "invalid request body", exc.messages)
     except web.HTTPException as exc:

@@ -9,7 +9,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.config import ROLES, TOKEN_NAME
-from app.names import THREAD_ID
+from app.names import MAX_SEQ, THREAD_ID
 from app.rest.jsonvalue import Json, JsonDict
 from app.runs.events import to_json
 from app.store import STATUSES
@@ -169,7 +169,7 @@ class ApprovalsPage(Schema):
 
 
 class LogsQuery(Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_SEQ))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
 
 

@@ -45,8 +45,11 @@ def find_file(root: Path, rel: str) -> Path | None:
     """The file `rel` names inside `root`, trying `rel`, `rel.html`, `rel/index.html`; never outside."""
     if "\x00" in rel:
         return None
-    base = (root / rel.lstrip("/")).resolve()
-    for candidate in (base, base.with_name(base.name + ".html"), base / "index.html"):
-        if candidate.is_relative_to(root) and candidate.is_file():
-            return candidate
+    try:
+        base = (root / rel.lstrip("/")).resolve()
+        for candidate in (base, base.with_name(base.name + ".html"), base / "index.html"):
+            if candidate.is_relative_to(root) and candidate.is_file():
+                return candidate
+    except OSError:  # a name too long for the file system (ENAMETOOLONG) names no file either
+        pass
     return None
