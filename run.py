@@ -53,7 +53,7 @@ def configure_logging(level: int, fmt: str = "plain") -> None:
             "version": 1,
             "disable_existing_loggers": False,
             "formatters": {
-                "plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+                "plain": {"()": "app.logformat.PlainFormatter"},
                 "json": {"()": "app.logformat.JsonFormatter"},
             },
             "filters": {"bad_http": {"()": "app.logformat.BadRequestFilter"}},

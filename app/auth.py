@@ -23,7 +23,9 @@ ANONYMOUS = "anonymous"  # the identity of every caller while auth.enabled is fa
 
 
 def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    # surrogatepass: aiohttp hands a non-UTF-8 header byte over as a lone surrogate, and so may a
+    # Socket.IO auth payload; such a secret must digest (and match nothing), not raise.
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)

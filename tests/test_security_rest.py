@@ -4,15 +4,19 @@ state, crash a handler, forge a log line or leak what it should not."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import logging
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from conftest import ROOT, TOKEN, Beacon, ClientFactory, make_config, running_beacon
+import socketio
+from conftest import ROOT, TOKEN, TOKEN_ENTRY, Beacon, ClientFactory, eventually, free_port, make_config, running_beacon
 
 from app.config import ConfigError, load_config
 
@@ -57,7 +61,8 @@ async def test_s16_nested_json_is_422(agent_beacon: Beacon, depth: int) -> None:
 
     thread_id = await b.start("review", {"topic": "t", "delay": 0})
     waiting = await b.wait_status(thread_id, "waiting_approval")
-    for answer in ({"decision": "approve", "data": deep}, {"resume": deep}, {"decision": "reject", "data": {"a": deep}}):
+    answers = ({"decision": "approve", "data": deep}, {"resume": deep}, {"decision": "reject", "data": {"a": deep}})
+    for answer in answers:
         status, body = await send(b, "POST", f"/approve/{thread_id}", answer, depth)
         assert status == 422 and body["error"] == "validation_error", body
         assert "nested deeper" in str(body["details"]), body
@@ -100,7 +105,8 @@ async def test_s16_oversized_json_is_422(agent_beacon: Beacon) -> None:
 
 
 async def test_s19_ids_and_names_with_a_trailing_newline_are_422(beacon: Beacon, connect: ClientFactory) -> None:
-    status, body = await beacon.call("POST", "/start", {"workflow": "review", "input": {"topic": "t"}, "thread_id": "abc\n"})
+    start = {"workflow": "review", "input": {"topic": "t"}, "thread_id": "abc\n"}
+    status, body = await beacon.call("POST", "/start", start)
     assert status == 422 and "thread_id" in body["details"], body
     status, body = await beacon.call("GET", "/status/abc%0A")
     assert status == 422, body
@@ -154,3 +160,90 @@ async def test_s22_bad_content_encoding_cursor_overflow_and_long_path(agent_beac
                 assert resp.status == 422, (last, resp.status, await resp.text())
     _, runs = await b.call("GET", "/admin/runs")
     assert runs["total"] == 2  # the review and the chat run; no /start got through
+
+
+# -- S18: non-UTF-8 bytes and control characters from clients: 401/400, escaped in the log -------
+
+
+@contextlib.asynccontextmanager
+async def beacon_process(tmp_path: Path, *args: str) -> AsyncIterator[tuple[str, str, Path]]:
+    """`python run.py ARGS` on free ports, stderr to a file; yields the REST and Socket.IO URLs and that file."""
+    rest, realtime = free_port(), free_port()
+    argv = ["run.py", "--rest-port", str(rest), "--socketio-port", str(realtime), *args]
+    argv += ["--store-url", f"sqlite:///{tmp_path}/p.sqlite"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "BEACON_AUTH_TOKENS": TOKEN_ENTRY}
+    err = tmp_path / f"stderr-{rest}"
+    with (tmp_path / f"stdout-{rest}").open("wb") as out, err.open("wb") as errfile:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, *argv, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=errfile
+        )
+    api = f"http://127.0.0.1:{rest}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+
+            async def healthy() -> bool:
+                assert proc.returncode is None, err.read_text()
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(api + "/health") as resp:
+                        return resp.status == 200
+                return False
+
+            await eventually(healthy, 30, 0.1, "beacon never became healthy")
+        yield api, f"http://127.0.0.1:{realtime}", err
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0, err.read_text()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def raw_request(url: str, head: bytes) -> bytes:
+    """Send `head` (a request without a body) as bytes; what comes back until the server closes or idles."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(head)
+    try:
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5) + await asyncio.wait_for(reader.read(4096), 2)
+    except TimeoutError:
+        return b""
+    finally:
+        writer.close()
+
+
+FORGED = "2026-12-01 00:00:00,000 CRITICAL beacon: forged"
+CONTROL = [chr(c) for c in range(32) if chr(c) not in "\t\n"] + ["\x7f", "\x9b"]
+
+
+def assert_log_is_clean(text: str) -> None:
+    """No raw control byte (ESC, CR, BEL, C1 CSI, ...) and no forged line in a log."""
+    for char in CONTROL:
+        assert char not in text, f"raw {char!r} in the log"
+    assert not any(line.startswith(FORGED[:10]) and "forged" in line for line in text.splitlines()), text
+
+
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+async def test_s18_non_utf8_tokens_are_401_and_client_text_is_escaped_in_the_log(tmp_path: Path, fmt: str) -> None:
+    async with beacon_process(tmp_path, "--log-format", fmt) as (api, realtime, err):
+        evil_path = "/status/x%0a" + FORGED.replace(" ", "%20") + "%1b]0;pwned%07"
+        for header in (b"Authorization: Bearer \xff\xfe", b"Authorization: Bearer a\x80b", b"x-api-key: \xffkey"):
+            head = b"GET " + evil_path.encode() + b" HTTP/1.1\r\nHost: x\r\n" + header + b"\r\n\r\n"
+            answer = await raw_request(api, head)
+            assert answer.startswith(b"HTTP/1.1 401 "), answer
+            assert b'"error": "unauthorized"' in answer, answer
+        # A lone surrogate in a Socket.IO token: refused like any unknown token, no traceback.
+        client = socketio.AsyncClient(reconnection=False)
+        refusals: list[Any] = []
+        client.on("connect_error", refusals.append, namespace="/logs")
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(realtime, namespaces=["/logs"], auth={"token": "tok\udcff"}, wait_timeout=5)
+        await client.disconnect()
+        assert refusals == [{"message": "unauthorized"}], refusals
+        # A request aiohttp's parser refuses, with control bytes: logged as one escaped line.
+        answer = await raw_request(api, b"GET /x\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 ") or answer.startswith(b"HTTP/1.0 400 "), answer
+    log = err.read_text(errors="surrogateescape")
+    assert "Traceback" not in log.partition("SIGTERM received")[0], log  # what the requests above logged
+    assert_log_is_clean(log)
+    if fmt == "json":
+        assert all(json.loads(line) for line in log.splitlines() if line.strip())
