@@ -74,6 +74,10 @@ class Auth:
             raise Denied("forbidden")
         return token
 
+    def fixed_admins(self) -> frozenset[str]:
+        """Digests of the admin tokens from the config and the token file (the store holds the rest)."""
+        return frozenset(d for d, t in self._fixed.items() if t.role == "admin")
+
     def tokens(self) -> list[Token]:
         return sorted(self._by_digest.values(), key=lambda t: t.name)
 

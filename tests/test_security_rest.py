@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -18,7 +19,9 @@ import pytest
 import socketio
 from conftest import ROOT, TOKEN, TOKEN_ENTRY, Beacon, ClientFactory, eventually, free_port, make_config, running_beacon
 
+from app.auth import digest
 from app.config import ConfigError, load_config
+from app.store import TokenRecord, open_store
 
 GRAPHS = ROOT / "tests" / "graphs" / "langgraph.json"
 JSON = {"Content-Type": "application/json"}
@@ -247,3 +250,42 @@ async def test_s18_non_utf8_tokens_are_401_and_client_text_is_escaped_in_the_log
     assert_log_is_clean(log)
     if fmt == "json":
         assert all(json.loads(line) for line in log.splitlines() if line.strip())
+
+
+# -- S17: the last admin survives two admins revoking each other at once ------------------------
+
+
+async def test_s17_two_admins_revoking_each_other_leave_one(stack_beacon: Beacon) -> None:
+    b = stack_beacon
+    survivor = (TOKEN, "test-admin")
+    for round_ in range(3):  # a race: every round must leave exactly one admin
+        status, created = await call(b, "POST", "/admin/tokens", {"name": f"a{round_}", "role": "admin"}, survivor[0])
+        assert status == 201, created
+        admins = [survivor, (created["token"], created["name"])]
+        results = await asyncio.gather(
+            call(b, "DELETE", f"/admin/tokens/{admins[1][1]}", token=admins[0][0]),
+            call(b, "DELETE", f"/admin/tokens/{admins[0][1]}", token=admins[1][0]),
+        )
+        statuses = [status for status, _ in results]
+        assert statuses.count(200) == 1, results  # 409 for the other (401 had it come after the revocation)
+        [refused] = [body for status, body in results if status != 200]
+        assert refused["error"] in ("conflict", "unauthorized"), refused
+        survivor = admins[statuses.index(200)]
+        status, listing = await call(b, "GET", "/admin/tokens", token=survivor[0])
+        assert status == 200 and [t["name"] for t in listing["tokens"] if t["role"] == "admin"] == [survivor[1]]
+    records = await b.running.services.store.token_records()
+    revoked = {r.name for r in records if r.revoked_at is not None}
+    assert revoked == {"test-admin", "a0", "a1", "a2"} - {survivor[1]}
+
+
+async def test_s17_a_start_with_no_usable_admin_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = make_config(tmp_path)
+    async with open_store(cfg.store.url) as store:  # as a race before the fix could leave it
+        ts = "2026-12-01T00:00:00+00:00"
+        await store.revoke_token(TokenRecord(digest(TOKEN), "test-admin", "admin", "config", ts, None, ts, "a2"))
+    with caplog.at_level(logging.WARNING):
+        async with running_beacon(cfg) as b:
+            status, _ = await call(b, "GET", "/admin/tokens")
+            assert status == 401
+    lines = [r.getMessage() for r in caplog.records if "no usable admin token" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0] and "auth.tokens" in lines[0], lines
