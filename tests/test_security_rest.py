@@ -222,7 +222,7 @@ def assert_log_is_clean(text: str) -> None:
     """No raw control byte (ESC, CR, BEL, C1 CSI, ...) and no forged line in a log."""
     for char in CONTROL:
         assert char not in text, f"raw {char!r} in the log"
-    assert not any(line.startswith(FORGED[:10]) and "forged" in line for line in text.splitlines()), text
+    assert not any(line.lstrip().startswith(FORGED) for line in text.splitlines()), text
 
 
 @pytest.mark.parametrize("fmt", ["plain", "json"])
@@ -289,3 +289,39 @@ async def test_s17_a_start_with_no_usable_admin_says_so(tmp_path: Path, caplog: 
             assert status == 401
     lines = [r.getMessage() for r in caplog.records if "no usable admin token" in r.getMessage()]
     assert len(lines) == 1 and "\n" not in lines[0] and "auth.tokens" in lines[0], lines
+
+
+# -- S20: control characters in log text: `tail` and plain logs show them escaped ---------------
+
+EVIL = f"ok\n{FORGED} approved by admin1\x1b]0;pwned\x07\x1b[1A\x1b[2K\rgone\x9b31m\u202eevil"
+
+
+async def test_s20_tail_and_plain_logs_render_control_characters_escaped(tmp_path: Path) -> None:
+    async with beacon_process(tmp_path, "--log-format", "plain") as (api, realtime, err):
+        async with aiohttp.ClientSession(base_url=api, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            async with http.post("/start", json={"workflow": "review", "input": {"topic": "t", "delay": 0}}) as resp:
+                thread_id = (await resp.json())["thread_id"]
+
+            async def logged(text: str) -> bool:
+                async with http.get(f"/admin/runs/{thread_id}/logs") as resp:
+                    return any(text in line["text"] for line in (await resp.json())["lines"])
+
+            await eventually(lambda: logged("waiting for approval"), 15)
+            async with http.post(f"/approve/{thread_id}", json={"decision": "reject", "comment": EVIL}) as resp:
+                assert resp.status == 200, await resp.text()
+            await eventually(lambda: logged("Draft rejected"), 15)
+        tail = await asyncio.create_subprocess_exec(
+            sys.executable, "run.py", "tail", thread_id, "--no-follow", "--api", api, "--socketio", realtime,
+            cwd=ROOT, env={**os.environ, "BEACON_TOKEN": TOKEN}, stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await asyncio.wait_for(tail.communicate(), 60)
+    printed = out.decode()
+    assert tail.returncode == 0 and "Draft rejected" in printed, printed
+    [rejected] = [line for line in printed.splitlines() if "Draft rejected" in line]
+    assert "ok\\n2026-12-01" in rejected and "\\x1b]0;pwned\\x07" in rejected and "\\u202eevil" in rejected
+    assert_log_is_clean(printed)
+    assert "\u202e" not in printed
+    log = err.read_text()
+    [rejected] = [line for line in log.splitlines() if "Draft rejected" in line]
+    assert "ok\\n2026-12-01" in rejected and "\\x1b[1A\\x1b[2K\\rgone" in rejected, rejected
+    assert_log_is_clean(log)

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from app.escape import visible
+
 COLOURS = {
     "DEBUG": "\033[2m",  # dim
     "WARNING": "\033[33m",  # yellow
@@ -30,9 +32,13 @@ def _clock(timestamp: str) -> str:
 
 
 def format_line(line: Mapping[str, Any], colour: bool) -> str:
-    """`  12 14:03:07.120 WARNING Draft rejected: …` — seq, local time, level, text."""
-    level = str(line.get("level", ""))
-    text = f"{line['seq']:>5} {_clock(str(line.get('timestamp', '')))} {level:<8}{line.get('text', '')}"
+    """`  12 14:03:07.120 WARNING Draft rejected: …` — seq, local time, level, text.
+
+    A log text is whatever a run (or a reviewer's comment) put in it: its control characters are
+    printed escaped, so it cannot retitle the terminal, erase lines or forge a line of its own.
+    """
+    level = visible(str(line.get("level", "")))
+    text = f"{line['seq']:>5} {_clock(str(line.get('timestamp', '')))} {level:<8}{visible(str(line.get('text', '')))}"
     start = COLOURS.get(level, "") if colour else ""
     return f"{start}{text}{RESET}" if start else text
 
