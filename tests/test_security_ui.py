@@ -34,3 +34,30 @@ async def test_s20_console_keeps_one_row_per_log_line_and_expands_it(ui: UI) -> 
     assert "\x1b" not in text and "\\x1b]0;pwned" in text and "\u202e" not in text
     await detail.get_by_role("button", name="Close").click()
     await expect(detail).to_have_count(0)
+
+
+async def test_s26_console_works_under_a_strict_csp(ui: UI) -> None:  # noqa: F811
+    beacon = ui.beacon
+    thread_id = await beacon.start("review", {"topic": "t", "delay": 0})
+    await beacon.wait_status(thread_id, "waiting_approval")
+    async with beacon.http.get(beacon.rest + "/ui/") as resp:
+        policy = resp.headers["Content-Security-Policy"]
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
+    assert "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    assert directives["script-src"].startswith("'self' 'sha256-")
+
+    page = await ui.page()
+    await page.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+        " (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));"
+    )
+    for path in ("/ui/", "/ui/approvals/", "/ui/health/", "/ui/start/", f"/ui/run/?id={thread_id}"):
+        await page.goto(ui.url(path))
+        await expect(page.locator(".conn")).to_have_attribute("data-state", "connected")
+        assert await page.evaluate("window.__csp") == [], path
+    await expect(page.locator(".approval")).to_contain_text("Publish this draft?")  # the run page rendered
+    await expect(page.locator(".log")).to_contain_text("waiting for approval")  # and its log came live
+    await page.get_by_role("link", name="Runs").first.click()  # a client-side navigation
+    await expect(page.locator("main")).to_contain_text(thread_id[:8])
+    assert await page.evaluate("window.__csp") == []
