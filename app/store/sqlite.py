@@ -29,7 +29,7 @@ from app.store.base import (
 )
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
 from app.store.sqlite_threads import INSERT_RUN, THREADS_SCHEMA, SqliteThreads, migrate, run_row
-from app.store.urls import sqlite_path
+from app.store.urls import private_file, sqlite_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -143,8 +143,7 @@ class SqliteStore(SqliteThreads):
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, url: str) -> AsyncIterator[SqliteStore]:
-        path = sqlite_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = private_file(sqlite_path(url))
         async with aiosqlite.connect(path, isolation_level=None) as db:
             db.row_factory = sqlite3.Row
             await db.execute("PRAGMA journal_mode=WAL")
