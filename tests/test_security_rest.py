@@ -4,11 +4,14 @@ state, crash a handler, forge a log line or leak what it should not."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import signal
+import stat
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +21,7 @@ import aiohttp
 import pytest
 import socketio
 from conftest import ROOT, TOKEN, TOKEN_ENTRY, Beacon, ClientFactory, eventually, free_port, make_config, running_beacon
+from test_auth import run_py
 
 from app.auth import digest
 from app.config import ConfigError, load_config
@@ -325,3 +329,69 @@ async def test_s20_tail_and_plain_logs_render_control_characters_escaped(tmp_pat
     [rejected] = [line for line in log.splitlines() if "Draft rejected" in line]
     assert "ok\\n2026-12-01" in rejected and "\\x1b[1A\\x1b[2K\\rgone" in rejected, rejected
     assert_log_is_clean(log)
+
+
+# -- S26: headers and error bodies -------------------------------------------------------------
+
+VIEWER = "viewer-token-0123456789"
+OPERATOR = "operator-token-0123456789"
+
+
+async def test_s26_no_banner_no_echo_strict_csp_private_files_and_trimmed_tracebacks(tmp_path: Path) -> None:
+    ui_dir = tmp_path / "ui"
+    ui_dir.mkdir()
+    inline = "console.log('inline')"
+    (ui_dir / "index.html").write_text(f"<html><script src='/ui/a.js'></script><script>{inline}</script></html>")
+    tokens = f"test-admin:admin:{TOKEN},ops:operator:{OPERATOR},eve:viewer:{VIEWER}"
+    cfg = make_config(tmp_path, **{"auth.tokens": tokens, "rest.ui_dir": str(ui_dir)})
+    async with running_beacon(cfg) as b:
+        # No version banner, on either listener, for answers, refusals and parser errors alike.
+        secret_head = f"Authorization: Bearer {TOKEN}\r\nX-Bad: a\x01b\r\n".encode()
+        for url in (b.rest, b.realtime):
+            for path in ("/health", "/nope"):
+                async with aiohttp.ClientSession() as http, http.get(url + path) as resp:
+                    assert resp.headers.get("Server") == "Beacon", (url, path, resp.headers)
+            answer = await raw_request(url, b"GET /health HTTP/1.1\r\nHost: x\r\n" + secret_head + b"\r\n")
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert b" 400 " in head.split(b"\r\n")[0] and b"\r\nServer: Beacon\r\n" in head, answer
+            assert TOKEN.encode() not in answer and b"X-Bad" not in answer, answer
+            assert json.loads(body)["error"] == "bad_request", answer
+
+        # A strict CSP on the console's pages: inline scripts by hash only.
+        async with aiohttp.ClientSession() as http, http.get(b.rest + "/ui/") as resp:
+            policy = resp.headers["Content-Security-Policy"]
+        digest_ = base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()
+        assert f"script-src 'self' 'sha256-{digest_}'" in policy and "unsafe" not in policy, policy
+        assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy, policy
+        assert "connect-src 'self' http://127.0.0.1:* https://127.0.0.1:* ws://127.0.0.1:*" in policy, policy
+
+        # A run's traceback is for operators; viewers get the exception's line.
+        thread_id = await b.start("deploy", {"step_delay": 0, "fail_at": "verify"})
+        await b.wait_status(thread_id, "waiting_approval")
+        await b.call("POST", f"/approve/{thread_id}", {"decision": "approve"})
+        failed = await b.wait_status(thread_id, "failed")
+        texts = {}
+        for who, token in (("viewer", VIEWER), ("operator", OPERATOR)):
+            status, page = await call(b, "GET", f"/admin/runs/{thread_id}/logs", token=token)
+            assert status == 200, page
+            [texts[who]] = [line["text"] for line in page["lines"] if line["text"].startswith("run failed")]
+        assert "Traceback (most recent call last)" in texts["operator"] and 'File "' in texts["operator"]
+        assert "Traceback" not in texts["viewer"] and 'File "' not in texts["viewer"], texts["viewer"]
+        assert texts["viewer"].splitlines()[0] == texts["operator"].splitlines()[0]
+        assert texts["viewer"].splitlines()[-1] == texts["operator"].splitlines()[-1], texts
+        assert failed["error"]
+
+    # Store files readable by their owner only, like the token file.
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("beacon.")]
+    assert {p.name for p in files} >= {"beacon.sqlite", "beacon.checkpoints.sqlite"}, files
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_s26_login_url_only_on_a_terminal(tmp_path: Path) -> None:
+    piped = run_py(tmp_path)
+    secret = (tmp_path / "data" / "beacon.token").read_text().strip()
+    assert "/ui/" in piped and secret not in piped and "token=" not in piped, piped
+    assert "data/beacon.token" in piped
+    on_terminal = run_py(tmp_path, tty=True)
+    assert f"/ui/?token={secret}" in on_terminal, on_terminal
