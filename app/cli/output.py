@@ -45,7 +45,7 @@ def format_line(line: Mapping[str, Any], colour: bool) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Columns padded to their widest cell, two spaces apart, no trailing blanks."""
-    cells = [[str(h) for h in headers], *([("" if c is None else str(c)) for c in row] for row in rows)]
+    cells = [[str(h) for h in headers], *([("" if c is None else visible(str(c))) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
 
@@ -56,5 +56,5 @@ def out(text: str) -> None:
 
 
 def err(text: str) -> None:
-    sys.stderr.write(f"beacon: {text}\n")
+    sys.stderr.write(f"beacon: {visible(text)}\n")  # a server's message may quote what a client sent
     sys.stderr.flush()
