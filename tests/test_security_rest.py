@@ -238,6 +238,10 @@ async def test_s18_non_utf8_tokens_are_401_and_client_text_is_escaped_in_the_log
             answer = await raw_request(api, head)
             assert answer.startswith(b"HTTP/1.1 401 "), answer
             assert b'"error": "unauthorized"' in answer, answer
+        # A request id that is not a plain token is not echoed (nor logged): the server makes one.
+        answer = await raw_request(api, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\xffb\r\n\r\n")
+        [request_id] = [h for h in answer.split(b"\r\n") if h.lower().startswith(b"x-request-id:")]
+        assert len(request_id.split(b":", 1)[1].strip()) == 32, answer
         # A lone surrogate in a Socket.IO token: refused like any unknown token, no traceback.
         client = socketio.AsyncClient(reconnection=False)
         refusals: list[Any] = []
