@@ -286,6 +286,31 @@ async def test_s17_two_admins_revoking_each_other_leave_one(stack_beacon: Beacon
     assert revoked == {"test-admin", "a0", "a1", "a2"} - {survivor[1]}
 
 
+async def test_s17_two_nodes_revoking_each_others_admin_leave_one(
+    tmp_path: Path, redis_server: Any, postgres_server: Any
+) -> None:
+    """Each node's own view says two admins are left: only the store's transaction can tell."""
+    shared = {"pubsub.url": redis_server.url, "store.url": postgres_server.create_database()}
+    async with (
+        running_beacon(make_config(tmp_path / "a", **shared)) as a,
+        running_beacon(make_config(tmp_path / "b", **shared)) as b,
+    ):
+        status, created = await call(a, "POST", "/admin/tokens", {"name": "a2", "role": "admin"})
+        assert status == 201, created
+
+        async def b_knows_a2() -> bool:
+            return (await call(b, "GET", "/admin/tokens", token=created["token"]))[0] == 200
+
+        await eventually(b_knows_a2, 10, message="node b never learnt of a2")
+        results = await asyncio.gather(
+            call(a, "DELETE", "/admin/tokens/a2", token=TOKEN),
+            call(b, "DELETE", "/admin/tokens/test-admin", token=created["token"]),
+        )
+        assert sorted(status for status, _ in results).count(200) == 1, results
+        records = await a.running.services.store.token_records()
+        assert len([r for r in records if r.revoked_at is not None]) == 1, records
+
+
 async def test_s17_a_start_with_no_usable_admin_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cfg = make_config(tmp_path)
     async with open_store(cfg.store.url) as store:  # as a race before the fix could leave it
