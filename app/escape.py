@@ -10,6 +10,8 @@ _UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u206
 _NAMED = {"\n": "\\n", "\r": "\\r", "\x1b": "\\x1b"}
 _UNSAFE_BUT_NEWLINE = re.compile(_UNSAFE.pattern.replace("\x0a-", "\x0b-"))
 _SURROGATES = re.compile("[\ud800-\udfff]")
+# What JSON lets through raw but a terminal (C1 CSI), a line splitter (U+2028) or a reader (bidi) acts on.
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -31,3 +33,8 @@ def visible_lines(text: str) -> str:
 def without_surrogates(text: str) -> str:
     """`text` encodable as UTF-8 (JSON logs): lone surrogates, as a non-UTF-8 byte arrives, escaped."""
     return _SURROGATES.sub(_escape, text)
+
+
+def json_line(encoded: str) -> str:
+    """A JSON document with the characters JSON leaves raw (DEL, C1, separators, bidi) as \\u escapes."""
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", encoded)

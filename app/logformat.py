@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import orjson
 from aiohttp.http_exceptions import HttpProcessingError
 
-from app.escape import visible, visible_lines, without_surrogates
+from app.escape import json_line, visible, visible_lines, without_surrogates
 from app.runs.context import current_thread_id
 
 PLAIN = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -54,7 +54,7 @@ class JsonFormatter(logging.Formatter):
             entry["exc_info"] = without_surrogates(self.formatException(record.exc_info))
         if record.stack_info:
             entry["stack_info"] = without_surrogates(self.formatStack(record.stack_info))
-        return orjson.dumps(entry, default=str).decode()
+        return json_line(orjson.dumps(entry, default=str).decode())
 
 
 class BadRequestFilter(logging.Filter):

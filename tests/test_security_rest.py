@@ -219,7 +219,7 @@ async def raw_request(url: str, head: bytes) -> bytes:
 
 
 FORGED = "2026-12-01 00:00:00,000 CRITICAL beacon: forged"
-CONTROL = [chr(c) for c in range(32) if chr(c) not in "\t\n"] + ["\x7f", "\x9b"]
+CONTROL = [chr(c) for c in range(32) if chr(c) not in "\t\n"] + ["\x7f", "\x9b", "\u202e", "\u2028"]
 
 
 def assert_log_is_clean(text: str) -> None:
@@ -329,8 +329,9 @@ async def test_s17_a_start_with_no_usable_admin_says_so(tmp_path: Path, caplog: 
 EVIL = f"ok\n{FORGED} approved by admin1\x1b]0;pwned\x07\x1b[1A\x1b[2K\rgone\x9b31m\u202eevil"
 
 
-async def test_s20_tail_and_plain_logs_render_control_characters_escaped(tmp_path: Path) -> None:
-    async with beacon_process(tmp_path, "--log-format", "plain") as (api, realtime, err):
+@pytest.mark.parametrize("fmt", ["plain", "json"])
+async def test_s20_tail_and_plain_logs_render_control_characters_escaped(tmp_path: Path, fmt: str) -> None:
+    async with beacon_process(tmp_path, "--log-format", fmt) as (api, realtime, err):
         async with aiohttp.ClientSession(base_url=api, headers={"Authorization": f"Bearer {TOKEN}"}) as http:
             async with http.post("/start", json={"workflow": "review", "input": {"topic": "t", "delay": 0}}) as resp:
                 thread_id = (await resp.json())["thread_id"]
@@ -355,9 +356,12 @@ async def test_s20_tail_and_plain_logs_render_control_characters_escaped(tmp_pat
     assert_log_is_clean(printed)
     assert "\u202e" not in printed
     log = err.read_text()
-    [rejected] = [line for line in log.splitlines() if "Draft rejected" in line]
-    assert "ok\\n2026-12-01" in rejected and "\\x1b[1A\\x1b[2K\\rgone" in rejected, rejected
     assert_log_is_clean(log)
+    [rejected] = [line for line in log.splitlines() if "Draft rejected" in line]
+    if fmt == "plain":
+        assert "ok\\n2026-12-01" in rejected and "\\x1b[1A\\x1b[2K\\rgone" in rejected, rejected
+    else:  # JSON escapes them its way; the message decodes to the text as logged
+        assert json.loads(rejected)["message"] == f"Draft rejected: {EVIL}"
 
 
 # -- S26: headers and error bodies -------------------------------------------------------------
