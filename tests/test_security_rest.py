@@ -25,7 +25,7 @@ from test_auth import run_py
 
 from app.auth import digest
 from app.config import ConfigError, load_config
-from app.store import TokenRecord, open_store
+from app.store import Store, TokenRecord, open_store
 
 GRAPHS = ROOT / "tests" / "graphs" / "langgraph.json"
 JSON = {"Content-Type": "application/json"}
@@ -309,6 +309,26 @@ async def test_s17_two_nodes_revoking_each_others_admin_leave_one(
         assert sorted(status for status, _ in results).count(200) == 1, results
         records = await a.running.services.store.token_records()
         assert len([r for r in records if r.revoked_at is not None]) == 1, records
+
+
+async def test_s17_the_store_refuses_the_last_admins_revocation(store: Store) -> None:
+    """The store's side of the rule, on each backend: concurrent revocations of every admin leave one."""
+    ts = "2026-12-01T00:00:00+00:00"
+    fixed = frozenset({"d-config"})  # an admin from the config: known to the node, not to the store
+    for name in ("api1", "api2"):
+        await store.add_token(TokenRecord(f"d-{name}", name, "admin", "api", ts, "x"))
+    await store.add_token(TokenRecord("d-viewer", "viewer", "viewer", "api", ts, "x"))
+    revocations = [
+        TokenRecord("d-config", "config", "admin", "config", ts, None, ts, "x"),
+        TokenRecord("d-api1", "api1", "admin", "api", ts, "x", ts, "x"),
+        TokenRecord("d-api2", "api2", "admin", "api", ts, "x", ts, "x"),
+    ]
+    results = await asyncio.gather(*(store.revoke_token(r, fixed) for r in revocations), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["LastAdmin", "bool", "bool"], results
+    live = {r.digest for r in await store.token_records() if r.revoked_at is None and r.role == "admin"}
+    assert len(live | (fixed - {r.digest for r in await store.token_records() if r.revoked_at})) == 1
+    # A viewer's revocation is never refused.
+    assert await store.revoke_token(TokenRecord("d-viewer", "viewer", "viewer", "api", ts, "x", ts, "x"), fixed)
 
 
 async def test_s17_a_start_with_no_usable_admin_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
