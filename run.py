@@ -53,7 +53,7 @@ def configure_logging(level: int, fmt: str = "plain") -> None:
             "version": 1,
             "disable_existing_loggers": False,
             "formatters": {
-                "plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+                "plain": {"()": "app.logformat.PlainFormatter"},
                 "json": {"()": "app.logformat.JsonFormatter"},
             },
             "filters": {"bad_http": {"()": "app.logformat.BadRequestFilter"}},
@@ -69,8 +69,11 @@ def configure_logging(level: int, fmt: str = "plain") -> None:
     )
 
 
-def login_line(host: str, port: int, token: str | None, cfg: Config) -> str:
-    """Like Jupyter: a URL that logs the admin UI in with the token file's admin token."""
+def login_line(host: str, port: int, token: str | None, cfg: Config, terminal: bool = True) -> str:
+    """Like Jupyter: a URL that logs the admin UI in with the token file's admin token.
+
+    Only on a terminal: redirected, stdout ends up in files and log collectors, and the URL holds
+    an admin secret."""
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     url = f"http://{shown}:{port}/ui/"
     if not cfg.auth.enabled:
@@ -79,6 +82,8 @@ def login_line(host: str, port: int, token: str | None, cfg: Config) -> str:
         return f"Admin UI          {url}  (log in with a configured token)"
     from app.auth import token_path
 
+    if not terminal:
+        return f"Admin UI          {url}  (log in with the token in {token_path(cfg)})"
     return f"Admin UI          {url}?token={token}  (token in {token_path(cfg)})"
 
 
@@ -143,7 +148,8 @@ async def main(args: argparse.Namespace) -> int:
             print(
                 f"Beacon REST API   http://{cfg.rest.host}:{running.rest_port}  (OpenAPI at /openapi.json)", flush=True
             )
-            print(login_line(cfg.rest.host, running.rest_port, running.services.login_token, cfg), flush=True)
+            login = login_line(cfg.rest.host, running.rest_port, running.services.login_token, cfg, sys.stdout.isatty())
+            print(login, flush=True)
         if running.realtime_port:
             print(
                 f"Beacon Socket.IO  http://{cfg.realtime.host}:{running.realtime_port}  "

@@ -23,7 +23,9 @@ ANONYMOUS = "anonymous"  # the identity of every caller while auth.enabled is fa
 
 
 def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+    # surrogatepass: aiohttp hands a non-UTF-8 header byte over as a lone surrogate, and so may a
+    # Socket.IO auth payload; such a secret must digest (and match nothing), not raise.
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class Auth:
         if not token.allows(role):
             raise Denied("forbidden")
         return token
+
+    def fixed_admins(self) -> frozenset[str]:
+        """Digests of the admin tokens from the config and the token file (the store holds the rest)."""
+        return frozenset(d for d, t in self._fixed.items() if t.role == "admin")
 
     def tokens(self) -> list[Token]:
         return sorted(self._by_digest.values(), key=lambda t: t.name)

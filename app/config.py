@@ -211,7 +211,7 @@ def _cast(value: Any, kind: Any, where: str) -> Any:
 
 
 ROLES = ("viewer", "operator", "admin")
-TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$(?!\n)")  # (?!\n): see THREAD_ID
 
 
 def parse_token(entry: str) -> tuple[str, str, str]:

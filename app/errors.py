@@ -35,6 +35,13 @@ class TokenExists(Conflict):
     code = "token_exists"
 
 
+class LastAdmin(Conflict):
+    """Revoking this token would leave no admin: nobody could manage tokens any more."""
+
+    def __init__(self) -> None:
+        super().__init__("the last admin token cannot be revoked: create another admin token first")
+
+
 class NotWaiting(Conflict):
     code = "not_waiting"
 

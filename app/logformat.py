@@ -1,14 +1,39 @@
-"""`--log-format json`: one JSON object per line, with the run's thread id when there is one."""
+"""Log formats: `plain` and `--log-format json`, one line per record, client text escaped in both."""
 
 from __future__ import annotations
 
 import logging
+import textwrap
 from datetime import UTC, datetime
 
 import orjson
 from aiohttp.http_exceptions import HttpProcessingError
 
+from app.escape import json_line, visible, visible_lines, without_surrogates
 from app.runs.context import current_thread_id
+
+PLAIN = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class PlainFormatter(logging.Formatter):
+    """PLAIN with the message on one line, control characters shown escaped: a client's newline,
+    ESC or CR in a path, a token or a log text cannot forge a line or drive the terminal. A
+    traceback follows indented, so every line that starts at column 0 starts a record."""
+
+    def __init__(self, fmt: str = PLAIN) -> None:
+        super().__init__(fmt)
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = visible(record.getMessage())
+        if self.usesTime():
+            record.asctime = self.formatTime(record, self.datefmt)
+        text = self.formatMessage(record)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        tail = [t for t in (record.exc_text, record.stack_info and self.formatStack(record.stack_info)) if t]
+        if tail:
+            text += "\n" + textwrap.indent(visible_lines("\n".join(tail)), "  ")
+        return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,17 +44,17 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": without_surrogates(record.getMessage()),  # JSON escapes the control characters
         }
         # Handlers format in the logging call's own context, so this is the run that logged.
         thread_id = current_thread_id()
         if thread_id is not None:
             entry["thread_id"] = thread_id
         if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
+            entry["exc_info"] = without_surrogates(self.formatException(record.exc_info))
         if record.stack_info:
-            entry["stack_info"] = self.formatStack(record.stack_info)
-        return orjson.dumps(entry, default=str).decode()
+            entry["stack_info"] = without_surrogates(self.formatStack(record.stack_info))
+        return json_line(orjson.dumps(entry, default=str).decode())
 
 
 class BadRequestFilter(logging.Filter):

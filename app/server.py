@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from app.config import MODES, Config, ConfigError
+from app.http_server import Runner
 from app.keys import head_timers_key
 from app.listener import Site
 from app.realtime.app import create_realtime_app
@@ -40,7 +41,7 @@ def _bound_port(runner: web.AppRunner) -> int:
 
 
 async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0, access_log=None)
+    runner = Runner(app, handle_signals=False, shutdown_timeout=5.0, access_log=None)
     await runner.setup()
     assert runner.server is not None
     http = app[head_timers_key].wrap(runner.server)  # aiohttp's protocol, with a deadline for each head

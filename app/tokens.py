@@ -13,7 +13,7 @@ from typing import Any
 
 from app.auth import RANK, Auth, digest
 from app.background import background
-from app.errors import Conflict, NotFound, TokenExists
+from app.errors import LastAdmin, NotFound, TokenExists
 from app.names import now_iso
 from app.pubsub import Bus
 from app.store import Store, TokenRecord
@@ -47,15 +47,19 @@ class Tokens:
         token = self.auth.find(name)
         if token is None:
             raise NotFound(f"no token named {name!r}")
-        admins = [t for t in self.auth.tokens() if t.role == "admin"]
-        if self.auth.enabled and admins == [token]:
-            raise Conflict("the last admin token cannot be revoked: create another admin token first")
+        guarded = self.auth.enabled and token.role == "admin"
+        if guarded and [t for t in self.auth.tokens() if t.role == "admin"] == [token]:
+            raise LastAdmin()
         known = self._records.get(token.digest)
         ts = now_iso()
         record = replace(known, revoked_at=ts, revoked_by=by) if known else (
             TokenRecord(token.digest, token.name, token.role, token.source, ts, None, ts, by)
         )
-        await self.store.revoke_token(record)
+        try:  # what this node knows may be stale: the store decides, atomically, across nodes
+            await self.store.revoke_token(record, self.auth.fixed_admins() if guarded else None)
+        except LastAdmin:
+            await self._refresh_quietly()  # another admin went meanwhile: catch up with it
+            raise
         await self._changed()
         return record
 
@@ -90,6 +94,11 @@ class Tokens:
     @contextlib.asynccontextmanager
     async def following(self) -> AsyncIterator[Tokens]:
         await self.refresh()
+        if self.auth.enabled and not any(t.role == "admin" for t in self.auth.tokens()):
+            logger.warning(
+                "no usable admin token: every admin token is revoked, so nobody can create or revoke tokens; "
+                "add an admin to auth.tokens with a new secret and restart"
+            )
         async with background(tokens_listen=self._listen(), tokens_poll=self._poll()):
             yield self
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import pty
 import re
 import stat
 import subprocess
@@ -271,31 +273,40 @@ async def test_first_start_generates_a_0600_admin_token(tmp_path: Path) -> None:
         assert again.running.services.login_token == secret
 
 
-def run_py(tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30) -> str:
-    """Start `python run.py`, return what it printed once it is up (or its error), then stop it."""
+def run_py(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 30, tty: bool = False
+) -> str:
+    """Start `python run.py` (stdout a pipe, or a terminal), return what it printed once it is up
+    (or its error), then stop it."""
+    master, terminal = pty.openpty() if tty else (-1, -1)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), "--rest-port", str(free_port()), "--socketio-port", "0", *args],
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1", **(env or {})},
-        stdout=subprocess.PIPE,
+        stdout=terminal if tty else subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     out = []
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.append(line)
+        if tty:
+            os.close(terminal)
+        stream = open(master, errors="replace", closefd=True) if tty else proc.stdout  # noqa: SIM115
+        assert stream is not None
+        for line in stream:
+            out.append(line.replace("\r\n", "\n"))
             if line.startswith("Store ") or "configuration error" in line:
                 break
     finally:
         proc.terminate()
         proc.communicate(timeout=timeout)
+        if tty:
+            stream.close()
     return "".join(out)
 
 
 def test_run_py_prints_a_login_url_with_the_token(tmp_path: Path) -> None:
-    out = run_py(tmp_path)
+    out = run_py(tmp_path, tty=True)  # on a terminal only (S26): see test_s26_login_url_only_on_a_terminal
     secret = (tmp_path / "data" / "beacon.token").read_text().strip()
     assert re.search(rf"http://127\.0\.0\.1:\d+/ui/\?token={re.escape(secret)}", out), out
 

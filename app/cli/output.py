@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
+from app.escape import visible
+
 COLOURS = {
     "DEBUG": "\033[2m",  # dim
     "WARNING": "\033[33m",  # yellow
@@ -30,16 +32,20 @@ def _clock(timestamp: str) -> str:
 
 
 def format_line(line: Mapping[str, Any], colour: bool) -> str:
-    """`  12 14:03:07.120 WARNING Draft rejected: …` — seq, local time, level, text."""
-    level = str(line.get("level", ""))
-    text = f"{line['seq']:>5} {_clock(str(line.get('timestamp', '')))} {level:<8}{line.get('text', '')}"
+    """`  12 14:03:07.120 WARNING Draft rejected: …` — seq, local time, level, text.
+
+    A log text is whatever a run (or a reviewer's comment) put in it: its control characters are
+    printed escaped, so it cannot retitle the terminal, erase lines or forge a line of its own.
+    """
+    level = visible(str(line.get("level", "")))
+    text = f"{line['seq']:>5} {_clock(str(line.get('timestamp', '')))} {level:<8}{visible(str(line.get('text', '')))}"
     start = COLOURS.get(level, "") if colour else ""
     return f"{start}{text}{RESET}" if start else text
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Columns padded to their widest cell, two spaces apart, no trailing blanks."""
-    cells = [[str(h) for h in headers], *([("" if c is None else str(c)) for c in row] for row in rows)]
+    cells = [[str(h) for h in headers], *([("" if c is None else visible(str(c))) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells)
 
@@ -50,5 +56,5 @@ def out(text: str) -> None:
 
 
 def err(text: str) -> None:
-    sys.stderr.write(f"beacon: {text}\n")
+    sys.stderr.write(f"beacon: {visible(text)}\n")  # a server's message may quote what a client sent
     sys.stderr.flush()

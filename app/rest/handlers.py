@@ -95,7 +95,9 @@ async def logs(request: web.Request) -> web.Response:
     more, lines = len(lines) > q["limit"], lines[: q["limit"]]
     last = max(await store.last_seq(tid), lines[-1]["seq"] if lines else 0)
     next_after = lines[-1]["seq"] if more else None
-    return web.json_response({"thread_id": tid, "lines": lines, "last_seq": last, "next_after": next_after})
+    full = request[token_key].allows("operator")
+    shown = [views.log_line_for(line, full) for line in lines]
+    return web.json_response({"thread_id": tid, "lines": shown, "last_seq": last, "next_after": next_after})
 
 
 async def workflows(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -29,6 +30,11 @@ class BadRequest(BeaconError):
     status, code = 400, "bad_request"
 
 
+class UnreadableBody(BadRequest):
+    """A body its Content-Encoding does not decode: aiohttp's parser reads nothing more on that
+    connection, so the answer closes it (a clean close, where a 500 used to reset it)."""
+
+
 class UnsupportedMediaType(BeaconError):
     status, code = 415, "unsupported_media_type"
 
@@ -37,6 +43,7 @@ class InvalidQuery(BeaconError):
     status, code = 400, "invalid_query"
 
 
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=@-]{1,64}")
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 # The console's pages must not be framed by another site (the realtime listener serves no pages).
 HEADERS = {**SECURITY_HEADERS, "X-Frame-Options": "DENY"}
@@ -68,13 +75,18 @@ def timing(metrics: Metrics) -> Any:
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[request_id_key] = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    given = request.headers.get("X-Request-Id", "")
+    # Echoed in a header and logged: a client's id only when it is a plain token (S18).
+    request[request_id_key] = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     try:
         return await handler(request)
     except asyncio.CancelledError:
         raise
     except BeaconError as exc:
-        return error_response(request, exc.status, exc.code, exc.message, exc.details)
+        response = error_response(request, exc.status, exc.code, exc.message, exc.details)
+        if isinstance(exc, UnreadableBody):
+            response.force_close()
+        return response
     except ValidationError as exc:
         return error_response(request, 422, "validation_error", "invalid request body", exc.messages)
     except web.HTTPException as exc:

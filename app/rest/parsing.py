@@ -12,14 +12,19 @@ from marshmallow import Schema, ValidationError
 
 from app.errors import Invalid
 from app.names import THREAD_ID
-from app.rest.middlewares import BadRequest, InvalidQuery, UnsupportedMediaType
+from app.rest.middlewares import BadRequest, InvalidQuery, UnreadableBody, UnsupportedMediaType
 from app.rest.schemas import THREAD_ID_RULE
 
 
 async def json_body(request: web.Request, schema: Schema) -> dict[str, Any]:
     if request.content_type != "application/json":
         raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
-    raw = await request.read()  # raises 413 past client_max_size
+    try:
+        raw = await request.read()  # raises 413 past client_max_size
+    except web.RequestPayloadError:
+        request.content.feed_eof()  # nothing more comes: aiohttp then skips draining it (which raises again)
+        encoding = request.headers.get("Content-Encoding", "")
+        raise UnreadableBody(f"the body is not valid {encoding or 'data'}", {"Content-Encoding": encoding}) from None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -9,7 +9,8 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.config import ROLES, TOKEN_NAME
-from app.names import THREAD_ID
+from app.names import MAX_SEQ, THREAD_ID
+from app.rest.jsonvalue import Json, JsonDict
 from app.runs.events import to_json
 from app.store import STATUSES
 
@@ -55,7 +56,7 @@ class Error(Schema):
 
 class StartRequest(Schema):
     workflow = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    input = fields.Dict(load_default=dict)
+    input = JsonDict(load_default=dict)
     thread_id = fields.String(
         load_default=None, allow_none=True, validate=validate.Regexp(THREAD_ID, error=THREAD_ID_RULE)
     )
@@ -103,8 +104,8 @@ class ApproveRequest(Schema):
     decision = fields.String(load_default=None, validate=validate.OneOf(["approve", "reject"]))
     comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
     interrupt_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=128))
-    data = fields.Raw(load_default=None, allow_none=True)
-    resume = fields.Raw(
+    data = Json(load_default=None, allow_none=True)
+    resume = Json(
         allow_none=True, metadata={"description": "instead of decision: the value interrupt() returns, as sent"}
     )
 
@@ -168,7 +169,7 @@ class ApprovalsPage(Schema):
 
 
 class LogsQuery(Schema):
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=MAX_SEQ))
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=10000))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from app.errors import NotFound
+from app.rest.csp import PagePolicy
 
 # Next.js puts a content hash in every name under _next/static/; pages must be revalidated.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -16,6 +17,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 def setup_ui(app: web.Application, ui_dir: Path, realtime_port: Callable[[], int | None]) -> None:
     """Serve `ui_dir` under /ui/ (path, path.html, path/index.html) and redirect / and /ui there."""
     root = ui_dir.resolve()
+    policy = PagePolicy()
 
     async def config(request: web.Request) -> web.Response:
         # The page joins its own scheme and host name to this port (None: it derives one itself).
@@ -32,8 +34,10 @@ def setup_ui(app: web.Application, ui_dir: Path, realtime_port: Callable[[], int
             if not (root / "index.html").is_file():
                 raise NotFound("the admin UI is not built", {"ui_dir": str(ui_dir), "build": "make ui"})
             raise NotFound(f"no such page: {request.path}")
-        cache = IMMUTABLE if rel.startswith("_next/static/") else "no-cache"
-        return web.FileResponse(path, headers={"Cache-Control": cache})
+        headers = {"Cache-Control": IMMUTABLE if rel.startswith("_next/static/") else "no-cache"}
+        if path.suffix == ".html":
+            headers["Content-Security-Policy"] = policy(path, request.host)
+        return web.FileResponse(path, headers=headers)
 
     app.router.add_get("/ui/config.json", config)
     app.router.add_get("/ui/{path:.*}", page)
@@ -45,8 +49,11 @@ def find_file(root: Path, rel: str) -> Path | None:
     """The file `rel` names inside `root`, trying `rel`, `rel.html`, `rel/index.html`; never outside."""
     if "\x00" in rel:
         return None
-    base = (root / rel.lstrip("/")).resolve()
-    for candidate in (base, base.with_name(base.name + ".html"), base / "index.html"):
-        if candidate.is_relative_to(root) and candidate.is_file():
-            return candidate
+    try:
+        base = (root / rel.lstrip("/")).resolve()
+        for candidate in (base, base.with_name(base.name + ".html"), base / "index.html"):
+            if candidate.is_relative_to(root) and candidate.is_file():
+                return candidate
+    except OSError:  # a name too long for the file system (ENAMETOOLONG) names no file either
+        pass
     return None

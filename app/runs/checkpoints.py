@@ -10,7 +10,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from app.store.base import CHECKPOINTS_LOCK
-from app.store.urls import sqlite_path
+from app.store.urls import private_file, sqlite_path
 
 
 @contextlib.asynccontextmanager
@@ -20,9 +20,8 @@ async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]
     if scheme == "sqlite":
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-        path = sqlite_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        async with AsyncSqliteSaver.from_conn_string(str(path.with_suffix(".checkpoints.sqlite"))) as saver:
+        path = private_file(sqlite_path(url).with_suffix(".checkpoints.sqlite"))
+        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
             await saver.setup()
             yield saver
     else:

@@ -293,8 +293,13 @@ class Store(Protocol):
         """Insert a live token; raise TokenExists if a live token has the same name."""
         ...
 
-    async def revoke_token(self, record: TokenRecord) -> bool:
-        """Mark `record.digest` revoked (inserting the row for a config token); False if it already was."""
+    async def revoke_token(self, record: TokenRecord, admins: frozenset[str] | None = None) -> bool:
+        """Mark `record.digest` revoked (inserting the row for a config token); False if it already was.
+
+        With `admins` (the digests of the admin tokens from outside the store: config, token file),
+        raise LastAdmin unless another admin, of those or the store's API tokens, stays live; the
+        check and the write are one transaction, so two admins revoking each other leave one.
+        """
         ...
 
     async def token_records(self) -> list[TokenRecord]: ...

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from app.errors import StoreUnavailable, ThreadExists, TokenExists
+from app.errors import LastAdmin, StoreUnavailable, ThreadExists, TokenExists
 from app.names import now_iso
 from app.store.base import (
     RUN_STATUS_OF,
@@ -460,14 +460,29 @@ class PostgresStore(PostgresThreads):
         except psycopg.errors.UniqueViolation:
             raise TokenExists(f"a token named {r.name!r} exists") from None
 
-    async def revoke_token(self, r: TokenRecord) -> bool:
-        count = await self._execute(
-            "INSERT INTO tokens VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (digest) DO UPDATE"
-            " SET revoked_at = EXCLUDED.revoked_at, revoked_by = EXCLUDED.revoked_by"
-            " WHERE tokens.revoked_at IS NULL",
-            (r.digest, r.name, r.role, r.source, r.created_at, r.created_by, r.revoked_at, r.revoked_by),
-        )
-        return count == 1
+    async def revoke_token(self, r: TokenRecord, admins: frozenset[str] | None = None) -> bool:
+        async def query(conn: Conn) -> int:
+            async with conn.transaction():
+                if admins is not None:
+                    # Self-conflicting: a second revocation (on any node) waits until this one commits.
+                    await conn.execute("LOCK TABLE tokens IN SHARE ROW EXCLUSIVE MODE")
+                    cur = await conn.execute(
+                        "SELECT digest, role, source, revoked_at FROM tokens WHERE digest <> %s", (r.digest,)
+                    )
+                    rows = await cur.fetchall()
+                    revoked = {row["digest"] for row in rows if row["revoked_at"] is not None}
+                    api = [row for row in rows if row["source"] == "api" and row["role"] == "admin"]
+                    if not (admins - revoked - {r.digest}) and all(row["revoked_at"] is not None for row in api):
+                        raise LastAdmin()
+                cur = await conn.execute(
+                    "INSERT INTO tokens VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (digest) DO UPDATE"
+                    " SET revoked_at = EXCLUDED.revoked_at, revoked_by = EXCLUDED.revoked_by"
+                    " WHERE tokens.revoked_at IS NULL",
+                    (r.digest, r.name, r.role, r.source, r.created_at, r.created_by, r.revoked_at, r.revoked_by),
+                )
+                return cur.rowcount
+
+        return await self._call(query) == 1
 
     async def token_records(self) -> list[TokenRecord]:
         rows = await self._fetch("SELECT * FROM tokens ORDER BY name, created_at")

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from app.errors import StoreUnavailable, ThreadExists, TokenExists
+from app.errors import LastAdmin, StoreUnavailable, ThreadExists, TokenExists
 from app.names import now_iso
 from app.store.base import (
     RUN_STATUS_OF,
@@ -29,7 +29,7 @@ from app.store.base import (
 )
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
 from app.store.sqlite_threads import INSERT_RUN, THREADS_SCHEMA, SqliteThreads, migrate, run_row
-from app.store.urls import sqlite_path
+from app.store.urls import private_file, sqlite_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -143,8 +143,7 @@ class SqliteStore(SqliteThreads):
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, url: str) -> AsyncIterator[SqliteStore]:
-        path = sqlite_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = private_file(sqlite_path(url))
         async with aiosqlite.connect(path, isolation_level=None) as db:
             db.row_factory = sqlite3.Row
             await db.execute("PRAGMA journal_mode=WAL")
@@ -318,14 +317,23 @@ class SqliteStore(SqliteThreads):
         except sqlite3.IntegrityError:
             raise TokenExists(f"a token named {r.name!r} exists") from None
 
-    async def revoke_token(self, r: TokenRecord) -> bool:
-        cur = await self._write(
-            "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE"
-            " SET revoked_at = excluded.revoked_at, revoked_by = excluded.revoked_by"
-            " WHERE tokens.revoked_at IS NULL",
-            (r.digest, r.name, r.role, r.source, r.created_at, r.created_by, r.revoked_at, r.revoked_by),
-        )
-        return cur.rowcount == 1
+    async def revoke_token(self, r: TokenRecord, admins: frozenset[str] | None = None) -> bool:
+        async with self._transaction() as db:  # BEGIN IMMEDIATE: other processes' revocations wait
+            if admins is not None:
+                rows = await db.execute_fetchall(
+                    "SELECT digest, role, source, revoked_at FROM tokens WHERE digest <> ?", (r.digest,)
+                )
+                revoked = {row["digest"] for row in rows if row["revoked_at"] is not None}
+                api = [row for row in rows if row["source"] == "api" and row["role"] == "admin"]
+                if not (admins - revoked - {r.digest}) and all(row["revoked_at"] is not None for row in api):
+                    raise LastAdmin()
+            cur = await db.execute(
+                "INSERT INTO tokens VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE"
+                " SET revoked_at = excluded.revoked_at, revoked_by = excluded.revoked_by"
+                " WHERE tokens.revoked_at IS NULL",
+                (r.digest, r.name, r.role, r.source, r.created_at, r.created_by, r.revoked_at, r.revoked_by),
+            )
+            return cur.rowcount == 1
 
     async def token_records(self) -> list[TokenRecord]:
         return [TokenRecord(**dict(row)) for row in await self._fetch("SELECT * FROM tokens ORDER BY name, created_at")]

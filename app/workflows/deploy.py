@@ -21,7 +21,7 @@ DAY = 86400.0
 
 
 class DeployInput(Schema):
-    service = fields.String(load_default="api", validate=validate.Regexp(r"^[a-z0-9-]{1,40}$"))
+    service = fields.String(load_default="api", validate=validate.Regexp(r"^[a-z0-9-]{1,40}$(?!\n)"))
     environment = fields.String(load_default="staging", validate=validate.OneOf(["staging", "production"]))
     step_delay = fields.Float(load_default=1.0, validate=validate.Range(min=0, max=60))
     lines_per_step = fields.Integer(load_default=3, validate=validate.Range(min=1, max=10000))

@@ -1,12 +1,15 @@
 "use client";
 // A virtualized log: fixed-height rows, only the visible ones in the DOM; follows the tail until the
-// user scrolls up, then offers a jump back. Text is rendered as text (React escapes it), never HTML.
+// user scrolls up, then offers a jump back. Text is rendered as text (React escapes it), never HTML,
+// one row per line: control characters and newlines show escaped; a long or multi-line one opens in full.
 import { useDeferredValue, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import type { LogLine } from "@/lib/api";
 import type { LogFeed } from "@/lib/logfeed";
+import { visible, visibleLines } from "@/lib/format";
 
 const ROW = 20;
 const OVERSCAN = 20;
+const LONG = 200; // characters past which a row offers the line in full
 const RANK: Record<string, number> = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, CRITICAL: 50 };
 
 /** The feed's lines passing the filters, extended incrementally as lines arrive. */
@@ -41,6 +44,7 @@ export function LogView({ feed }: { feed: LogFeed | null }) {
   const [view, setView] = useState({ top: 0, height: 480 });
   const [follow, setFollow] = useState(true);
   const pausedAt = useRef(0);
+  const [opened, setOpened] = useState<LogLine | null>(null);
 
   const onScroll = () => {
     const el = box.current;
@@ -69,12 +73,18 @@ export function LogView({ feed }: { feed: LogFeed | null }) {
   const rows = [];
   for (let i = first; i < last; i++) {
     const line = lines[i];
+    const extra = line.text.split("\n").length - 1;
     rows.push(
       <div key={line.seq} className={`line lv-${line.level}`} style={{ top: i * ROW }} data-seq={line.seq} data-index={i}>
         <span className="seq">{line.seq}</span>
         <span className="ts">{line.timestamp.slice(11, 23)}</span>
         <span className="lvl">{line.level}</span>
-        <span className="msg">{line.text}</span>
+        {(extra > 0 || line.text.length > LONG) && (
+          <button className="more" onClick={() => setOpened(line)} aria-label={`Show line ${line.seq} in full`}>
+            {extra > 0 ? `+${extra} line${extra > 1 ? "s" : ""}` : "full"}
+          </button>
+        )}
+        <span className="msg">{visible(line.text)}</span>
       </div>,
     );
   }
@@ -115,6 +125,17 @@ export function LogView({ feed }: { feed: LogFeed | null }) {
           </button>
         )}
       </div>
+      {opened && (
+        <div className="logdetail" role="region" aria-label={`Full text of log line ${opened.seq}`}>
+          <div className="logdetail-head">
+            <span>
+              seq {opened.seq} · {opened.level} · {opened.timestamp}
+            </span>
+            <button onClick={() => setOpened(null)}>Close</button>
+          </div>
+          <pre>{visibleLines(opened.text)}</pre>
+        </div>
+      )}
     </section>
   );
 }

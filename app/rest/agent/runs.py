@@ -13,6 +13,7 @@ from aiohttp import web
 
 from app.errors import Conflict, Invalid, NotFound, ThreadExists
 from app.keys import services_key
+from app.names import MAX_SEQ
 from app.rest.agent import schemas as s
 from app.rest.agent import views
 from app.rest.agent.threads import graph_of
@@ -94,6 +95,8 @@ async def join_stream(request: web.Request) -> web.StreamResponse:
     else:
         try:
             after = int(last)
+            if not 0 <= after <= MAX_SEQ:
+                raise ValueError(after)
         except ValueError:
             raise Invalid("Last-Event-ID must be an event id of this run, or -1", {"Last-Event-ID": last}) from None
     return await _stream(request, run, after=after, modes=modes, cancel=q["cancel_on_disconnect"])

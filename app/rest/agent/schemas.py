@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from app.names import THREAD_ID
+from app.rest.jsonvalue import Json, JsonDict
 from app.rest.schemas import THREAD_ID_RULE, AnyDict, AnyValue
 from app.runs.jobs import STREAM_MODES
 
@@ -25,9 +26,9 @@ def _thread_id(**kw: object) -> fields.String:
 
 
 class CommandIn(Lenient):
-    resume = fields.Raw(allow_none=True)
-    goto = fields.Raw(allow_none=True)
-    update = fields.Raw(allow_none=True)
+    resume = Json(allow_none=True)
+    goto = Json(allow_none=True)
+    update = Json(allow_none=True)
 
 
 class StreamModes(fields.Field):
@@ -50,17 +51,17 @@ class StreamModes(fields.Field):
 
 class RunCreate(Lenient):
     assistant_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
-    input = fields.Raw(load_default=None, allow_none=True)
+    input = Json(load_default=None, allow_none=True)
     command = fields.Nested(CommandIn, load_default=None, allow_none=True)
-    config = fields.Dict(load_default=None, allow_none=True)
-    context = fields.Raw(load_default=None, allow_none=True)
-    metadata = fields.Dict(load_default=dict, allow_none=True)
+    config = JsonDict(load_default=None, allow_none=True)
+    context = Json(load_default=None, allow_none=True)
+    metadata = JsonDict(load_default=dict, allow_none=True)
     stream_mode = StreamModes(load_default=lambda: ["values"])
     stream_subgraphs = fields.Boolean(load_default=False)
     checkpoint_id = fields.String(load_default=None, allow_none=True)
-    checkpoint = fields.Dict(load_default=None, allow_none=True)
-    interrupt_before = fields.Raw(load_default=None, allow_none=True)
-    interrupt_after = fields.Raw(load_default=None, allow_none=True)
+    checkpoint = JsonDict(load_default=None, allow_none=True)
+    interrupt_before = Json(load_default=None, allow_none=True)
+    interrupt_after = Json(load_default=None, allow_none=True)
     multitask_strategy = fields.String(load_default="reject", validate=validate.OneOf(STRATEGIES))
     if_not_exists = fields.String(load_default="reject", validate=validate.OneOf(["create", "reject"]))
     on_completion = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(["delete", "keep"]))
@@ -69,16 +70,16 @@ class RunCreate(Lenient):
 
 class ThreadCreate(Lenient):
     thread_id = _thread_id(load_default=None, allow_none=True)
-    metadata = fields.Dict(load_default=dict, allow_none=True)
+    metadata = JsonDict(load_default=dict, allow_none=True)
     if_exists = fields.String(load_default="raise", validate=validate.OneOf(["raise", "do_nothing"]))
 
 
 class ThreadPatch(Lenient):
-    metadata = fields.Dict(load_default=dict)
+    metadata = JsonDict(load_default=dict)
 
 
 class ThreadSearch(Lenient):
-    metadata = fields.Dict(load_default=None, allow_none=True)
+    metadata = JsonDict(load_default=None, allow_none=True)
     status = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(THREAD_STATUSES))
     ids = fields.List(_thread_id(), load_default=None, allow_none=True, validate=validate.Length(max=1000))
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000))
@@ -87,28 +88,28 @@ class ThreadSearch(Lenient):
 
 class AssistantSearch(Lenient):
     graph_id = fields.String(load_default=None, allow_none=True)
-    metadata = fields.Dict(load_default=None, allow_none=True)
+    metadata = JsonDict(load_default=None, allow_none=True)
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000))
 
 
 class StateUpdate(Lenient):
-    values = fields.Raw(load_default=None, allow_none=True)
+    values = Json(load_default=None, allow_none=True)
     as_node = fields.String(load_default=None, allow_none=True)
     checkpoint_id = fields.String(load_default=None, allow_none=True)
-    checkpoint = fields.Dict(load_default=None, allow_none=True)
+    checkpoint = JsonDict(load_default=None, allow_none=True)
 
 
 class StateAt(Lenient):
-    checkpoint = fields.Dict(required=True)
+    checkpoint = JsonDict(required=True)
     subgraphs = fields.Boolean(load_default=False)
 
 
 class HistoryRequest(Lenient):
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1, max=1000))
-    before = fields.Raw(load_default=None, allow_none=True)
-    metadata = fields.Dict(load_default=None, allow_none=True)
-    checkpoint = fields.Dict(load_default=None, allow_none=True)
+    before = Json(load_default=None, allow_none=True)
+    metadata = JsonDict(load_default=None, allow_none=True)
+    checkpoint = JsonDict(load_default=None, allow_none=True)
 
 
 class RunsListQuery(Lenient):
