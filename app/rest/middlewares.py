@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from marshmallow import ValidationError
 
-from app.auth import Auth, Denied, Token
+from app.auth import Auth, Denied, Token, request_secret
 from app.errors import BeaconError
 from app.metrics import Metrics
 from app.names import SECURITY_HEADERS
@@ -121,13 +121,9 @@ def authenticate(auth: Auth, roles: Mapping[tuple[str, str], str]) -> Any:
         resource = match.route.resource
         method = "GET" if request.method == "HEAD" else request.method
         role = roles.get((method, resource.canonical if resource else ""), "admin")
-        header = request.headers.get("Authorization", "")
-        scheme, _, secret = header.partition(" ")
-        # The LangGraph SDKs send their key as x-api-key: the same tokens, the same roles.
-        token = secret.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key")
-        header = header or request.headers.get("x-api-key", "")
+        header = request.headers.get("Authorization") or request.headers.get("x-api-key", "")
         try:
-            request[token_key] = auth.check(token, role)
+            request[token_key] = auth.check(request_secret(request.headers), role)
         except Denied as exc:
             if exc.reason == "unauthorized":
                 message = "a bearer token is required" if not header else "unknown or revoked token"
