@@ -70,6 +70,8 @@ def make_config(tmp_path: Path, **overrides: Any) -> Config:
         "runs.grace_period": 2.0,
         "auth.tokens": TOKEN_ENTRY,
     }
+    if os.environ.get("BEACON_TEST_FAST_PATH") == "off":  # `make test` runs the realtime tests so once
+        base["realtime.fast_path"] = False
     cfg, _ = load_config(None, {}, {**base, **overrides})
     return cfg
 

@@ -74,11 +74,8 @@ class Server(socketio.AsyncServer):
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: object) -> None:
         await super()._handle_eio_disconnect(eio_sid, reason)
-        socket = self.eio.sockets.get(eio_sid)
-        if reason == self.reason.CLIENT_DISCONNECT and socket is not None and socket.upgraded:
-            # The client's CLOSE packet: python-engineio's websocket reader would wait for the next
-            # message; ending its writer closes the websocket, as Engine.IO v4 says.
-            socket.queue.put_nowait(None)
+        if reason == self.reason.CLIENT_DISCONNECT:  # the client's CLOSE packet
+            self.eio.end_websocket(eio_sid)
 
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: object) -> None:
         if (namespace or "/") not in self.namespace_handlers:  # Socket.IO v5: the error is an object

@@ -261,6 +261,16 @@ async def _accept_and_close(request: Any) -> Any:
     return ws
 
 
+def end_websocket(socket: AsyncSocket) -> None:
+    """Close a closed socket's websocket on the library's handler (a Conn closes its own).
+
+    python-engineio 4.15 sends CLOSE and then keeps reading until the client hangs up or a ping
+    times out; ending its writer task closes the websocket now, as Engine.IO v4 expects.
+    """
+    if socket.upgraded and not isinstance(socket.queue, websocket.DirectQueue):
+        socket.queue.put_nowait(None)
+
+
 def _expire(socket: AsyncSocket) -> None:
     queue = socket.queue
     if isinstance(queue, websocket.DirectQueue):
@@ -315,6 +325,17 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
         if method == "POST" and socket is not None and socket.closed:
             socket.queue.put_nowait(eio_packet.Packet(eio_packet.NOOP))  # the client's CLOSE: a pending poll ends
         return response
+
+    async def disconnect(self, sid: str | None = None) -> None:
+        socket = self.sockets.get(sid) if sid is not None else None
+        await super().disconnect(sid)
+        if socket is not None:
+            end_websocket(socket)
+
+    def end_websocket(self, sid: str) -> None:
+        socket = self.sockets.get(sid)
+        if socket is not None:
+            end_websocket(socket)
 
     async def _too_large(self, sid: str) -> web.Response:
         """413 at once: the library would close the session first, which waits for a poll that never comes."""
