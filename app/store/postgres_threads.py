@@ -24,33 +24,6 @@ T = TypeVar("T")
 Conn = psycopg.AsyncConnection[DictRow]
 Query = Callable[[Conn], Awaitable[T]]
 
-# `position` orders a thread's runs as they were queued (SQLite's rowid).
-THREADS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS thread_runs (
-    run_id TEXT PRIMARY KEY,
-    thread_id TEXT NOT NULL,
-    assistant_id TEXT NOT NULL,
-    workflow TEXT NOT NULL,
-    status TEXT NOT NULL,
-    kwargs TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    multitask_strategy TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    position BIGINT GENERATED ALWAYS AS IDENTITY
-);
-CREATE INDEX IF NOT EXISTS thread_runs_thread ON thread_runs (thread_id, position);
-CREATE INDEX IF NOT EXISTS thread_runs_pending ON thread_runs (thread_id, position) WHERE status = 'pending';
-CREATE TABLE IF NOT EXISTS run_events (
-    run_id TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    event TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-"""
-# Stores made before threads held many runs lack two columns of `runs` (appended, as SCHEMA has them).
-NEW_COLUMNS = {"metadata": "JSONB NOT NULL DEFAULT '{}'", "run_id": "TEXT"}
 RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, workflow, status, kwargs, metadata, multitask_strategy, created_at, updated_at"
 )
@@ -82,19 +55,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             merged[key] = merge_patch(merged.get(key), value)
     return merged
-
-
-async def migrate(conn: Conn) -> None:
-    """Add what an older store's `runs` lacks. Checked first: ALTER TABLE would lock `runs` even
-    when there is nothing to add, stalling every other node's queries while this one starts."""
-    cur = await conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
-        " AND table_name = 'runs'"
-    )
-    have = {row["column_name"] for row in await cur.fetchall()}
-    for name, spec in NEW_COLUMNS.items():
-        if name not in have:
-            await conn.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {name} {spec}")
 
 
 def thread(row: DictRow) -> Run:
