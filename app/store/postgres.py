@@ -35,10 +35,12 @@ from app.store.base import (
     approval_row,
 )
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
+from app.store.postgres_lifecycle import PostgresLifecycle
 from app.store.postgres_schema import migrate
 from app.store.postgres_threads import (
     INSERT_RUN,
     Conn,
+    Params,
     PostgresThreads,
     Query,
     T,
@@ -72,7 +74,7 @@ def describe(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
 
 
-class PostgresStore(PostgresThreads):
+class PostgresStore(PostgresThreads, PostgresLifecycle):
     def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]], timeout: float) -> None:
         self._pool = pool
         self._timeout = timeout
@@ -118,7 +120,7 @@ class PostgresStore(PostgresThreads):
             await asyncio.gather(*store._abandoned, *filter(None, [store._checking]), return_exceptions=True)
             await pool.close(timeout=5)
 
-    async def _call(self, query: Query[T]) -> T:
+    async def _call(self, query: Query[T], timeout: float | None = None) -> T:
         """Run `query` on a pooled connection; StoreUnavailable if that fails or takes too long.
 
         The query runs in its own task: when psycopg is cancelled mid-query it tries to cancel
@@ -133,7 +135,7 @@ class PostgresStore(PostgresThreads):
         self._probing = self._failed_at is not None
         task = asyncio.create_task(self._on_connection(query))
         try:
-            done, _ = await asyncio.wait({task}, timeout=self._timeout)
+            done, _ = await asyncio.wait({task}, timeout=timeout or self._timeout)
         except asyncio.CancelledError:
             task.cancel()  # the caller gave up: psycopg cancels the query cleanly, in the background
             self._track(task)
@@ -142,7 +144,7 @@ class PostgresStore(PostgresThreads):
             self._probing = False
         if not done:
             self._abandon(task)
-            raise self._failed(f"no answer within {self._timeout:g}s")
+            raise self._failed(f"no answer within {timeout or self._timeout:g}s")
         try:
             result = task.result()
         except UNAVAILABLE as exc:
@@ -186,7 +188,7 @@ class PostgresStore(PostgresThreads):
             async with asyncio.timeout(5 * self._timeout):
                 await self._pool.check()
 
-    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[DictRow]:
+    async def _fetch(self, sql: str, args: Params = ()) -> list[DictRow]:
         async def query(conn: Conn) -> list[DictRow]:
             cur = await conn.execute(sql, args)
             return await cur.fetchall() if cur.description else []
@@ -205,7 +207,7 @@ class PostgresStore(PostgresThreads):
 
         return await self._call(query)
 
-    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+    async def _execute(self, sql: str, args: Params = ()) -> int:
         """Run one statement; the number of rows it changed."""
 
         async def query(conn: Conn) -> int:

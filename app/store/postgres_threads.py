@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -23,13 +23,12 @@ from app.store.base import Run, RunEvent, ThreadRun, run_row
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[DictRow]
 Query = Callable[[Conn], Awaitable[T]]
+Params = Sequence[Any] | Mapping[str, Any]  # positional %s or named %(name)s
 
 RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, workflow, status, kwargs, metadata, multitask_strategy, created_at, updated_at"
 )
 INSERT_RUN = f"INSERT INTO thread_runs ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-# Every table but `runs` that names a thread, for deleting one.
-THREAD_TABLES = ("decisions", "leases", "approvals", "logs", "thread_runs")
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
@@ -75,13 +74,13 @@ async def _lock_thread(conn: Conn, thread_id: str) -> str | None:
 class PostgresThreads:
     """Mixed into PostgresStore, whose connection helpers it uses (the timeout and StoreUnavailable)."""
 
-    async def _call(self, query: Query[T]) -> T:
+    async def _call(self, query: Query[T], timeout: float | None = None) -> T:
         raise NotImplementedError
 
-    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[DictRow]:
+    async def _fetch(self, sql: str, args: Params = ()) -> list[DictRow]:
         raise NotImplementedError
 
-    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+    async def _execute(self, sql: str, args: Params = ()) -> int:
         raise NotImplementedError
 
     async def create_thread(self, thread_id: str, metadata: dict[str, Any]) -> Run:
@@ -108,21 +107,6 @@ class PostgresThreads:
                 )
                 updated = await cur.fetchone()
                 return None if updated is None else thread(updated)
-
-        return await self._call(query)
-
-    async def delete_thread(self, thread_id: str) -> bool:
-        async def query(conn: Conn) -> bool:
-            async with conn.transaction():
-                # The thread's row first: an add_run or next_run holding its lock finishes before.
-                deleted = await conn.execute("DELETE FROM runs WHERE thread_id = %s", (thread_id,))
-                await conn.execute(
-                    "DELETE FROM run_events WHERE run_id IN (SELECT run_id FROM thread_runs WHERE thread_id = %s)",
-                    (thread_id,),
-                )
-                for table in THREAD_TABLES:
-                    await conn.execute(f"DELETE FROM {table} WHERE thread_id = %s", (thread_id,))  # noqa: S608
-            return deleted.rowcount > 0
 
         return await self._call(query)
 

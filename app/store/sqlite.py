@@ -28,6 +28,7 @@ from app.store.base import (
     approval_row,
 )
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
+from app.store.sqlite_lifecycle import SqliteLifecycle
 from app.store.sqlite_schema import migrate
 from app.store.sqlite_threads import INSERT_RUN, SqliteThreads, run_row
 from app.store.urls import sqlite_path
@@ -56,7 +57,7 @@ def _guard() -> Iterator[None]:
         raise StoreUnavailable(f"store unavailable: {exc}") from exc
 
 
-class SqliteStore(SqliteThreads):
+class SqliteStore(SqliteThreads, SqliteLifecycle):
     """Every coroutine shares one connection: a write waits while a transaction is open on it,
     so no other write can slip into the transaction and be rolled back with it. Reads do not
     wait, so a read during a transaction sees its uncommitted rows."""

@@ -201,5 +201,4 @@ async def _auto_vacuum(db: aiosqlite.Connection, path: Path) -> None:
         )
         return
     await db.execute("PRAGMA auto_vacuum=INCREMENTAL")
-    if tables:
-        await db.execute("VACUUM")  # what makes the mode take effect on a file with tables
+    await db.execute("VACUUM")  # what makes the mode take effect (in WAL mode even on an empty file)

@@ -16,8 +16,6 @@ from app.names import now_iso
 from app.store.base import Run, RunEvent, ThreadRun, run_row
 
 INSERT_RUN = "INSERT INTO thread_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# Every table that names a thread, for deleting one.
-THREAD_TABLES = ("runs", "decisions", "leases", "approvals", "logs", "thread_runs")
 
 
 def _thread_run(row: sqlite3.Row) -> ThreadRun:
@@ -62,18 +60,6 @@ class SqliteThreads:
     async def _update_returning(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
         async with self._transaction() as db:
             return list(await db.execute_fetchall(sql, args))
-
-    async def delete_thread(self, thread_id: str) -> bool:
-        async with self._transaction() as db:
-            await db.execute(
-                "DELETE FROM run_events WHERE run_id IN (SELECT run_id FROM thread_runs WHERE thread_id = ?)",
-                (thread_id,),
-            )
-            deleted = False
-            for table in THREAD_TABLES:
-                cur = await db.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))  # noqa: S608
-                deleted = deleted or (table == "runs" and cur.rowcount > 0)
-        return deleted
 
     async def search_threads(
         self,
