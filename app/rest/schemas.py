@@ -205,6 +205,23 @@ class History(Schema):
     checkpoints = fields.List(fields.Nested(Checkpoint), required=True)
 
 
+class Deleted(Schema):
+    thread_id = fields.String(required=True)
+    deleted = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), required=True, metadata={"description": "rows removed per table"}
+    )
+
+
+class Export(Schema):
+    thread_id = fields.String(required=True)
+    exported_at = fields.String(required=True)
+    run = fields.Dict(required=True, metadata={"description": "as GET /status/{thread_id} answers"})
+    runs = fields.List(fields.Dict(), required=True, metadata={"description": "every run of the thread"})
+    decisions = fields.List(fields.Dict(), required=True)
+    checkpoints = fields.List(fields.Nested(Checkpoint), required=True, metadata={"description": "newest first"})
+    logs = fields.List(fields.Nested(LogLineOut), required=True, metadata={"description": "every stored line"})
+
+
 class WorkflowOut(Schema):
     name = fields.String(required=True)
     description = fields.String()
