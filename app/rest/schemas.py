@@ -247,6 +247,9 @@ class Stats(Schema):
     active_tasks = fields.Integer()
     log_lines_written = fields.Integer()
     bus = fields.Dict()
+    retention = fields.Dict(
+        allow_none=True, metadata={"description": "settings, totals removed by this node, its last pass"}
+    )
 
 
 class TokenCreate(Schema):

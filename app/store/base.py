@@ -222,8 +222,11 @@ class Store(Protocol):
         nothing queued (retention). The rows removed per table; None when nothing was removed."""
         ...
 
-    async def finished_threads(self, before: str, *, after: str = "", limit: int = 100) -> list[str]:
-        """Ids above `after` of threads that finished before `before`, in id order (a keyset cursor)."""
+    async def finished_threads(
+        self, before: str, *, after: str = "", limit: int = 100, with_logs: bool = False
+    ) -> list[str]:
+        """Ids above `after` of threads that finished before `before` (and, `with_logs`, still have log
+        lines), in id order (a keyset cursor)."""
         ...
 
     async def delete_logs(self, thread_id: str, before: str, limit: int = 5000) -> int:

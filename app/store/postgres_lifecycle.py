@@ -76,9 +76,12 @@ class PostgresLifecycle:
 
         return await self._call(query, ERASE_TIMEOUT)
 
-    async def finished_threads(self, before: str, *, after: str = "", limit: int = 100) -> list[str]:
+    async def finished_threads(
+        self, before: str, *, after: str = "", limit: int = 100, with_logs: bool = False
+    ) -> list[str]:
+        logs = " AND EXISTS (SELECT 1 FROM logs WHERE logs.thread_id = runs.thread_id)" if with_logs else ""
         rows = await self._fetch(
-            f"SELECT thread_id FROM runs WHERE thread_id > %(after)s AND {ELIGIBLE}"  # noqa: S608
+            f"SELECT thread_id FROM runs WHERE thread_id > %(after)s AND {ELIGIBLE}{logs}"  # noqa: S608
             " ORDER BY thread_id LIMIT %(limit)s",
             {"after": after, "finished": list(FINISHED), "before": before, "limit": limit},
         )

@@ -72,9 +72,12 @@ class SqliteLifecycle:
                 await then()
         return removed
 
-    async def finished_threads(self, before: str, *, after: str = "", limit: int = 100) -> list[str]:
+    async def finished_threads(
+        self, before: str, *, after: str = "", limit: int = 100, with_logs: bool = False
+    ) -> list[str]:
+        logs = " AND EXISTS (SELECT 1 FROM logs WHERE logs.thread_id = runs.thread_id)" if with_logs else ""
         rows = await self._fetch(
-            f"SELECT thread_id FROM runs WHERE thread_id > ? AND {ELIGIBLE} ORDER BY thread_id LIMIT ?",  # noqa: S608
+            f"SELECT thread_id FROM runs WHERE thread_id > ? AND {ELIGIBLE}{logs} ORDER BY thread_id LIMIT ?",  # noqa: S608
             (after, before, limit),
         )
         return [r[0] for r in rows]
