@@ -213,3 +213,24 @@ async def test_a_newer_database_is_refused_with_one_line(store_url: str) -> None
     message = str(refused.value)
     assert "\n" not in message and "schema version 99, newer than this Beacon's 2" in message
     assert committed(store_url, "SELECT count(*) FROM runs") == [0]  # nothing touched
+
+
+def test_run_py_refuses_a_newer_store_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import ROOT, TOKEN_ENTRY
+
+    path = tmp_path / "newer.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        db.execute("INSERT INTO schema_migrations VALUES (7, 'later')")
+        db.commit()
+    env = {"PATH": "/usr/bin:/bin", "STORE_URL": f"sqlite:///{path}", "REST_API_PORT": "0", "SOCKETIO_PORT": "0",
+           "BEACON_AUTH_TOKENS": TOKEN_ENTRY}  # fmt: skip
+    done = subprocess.run([sys.executable, "run.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"beacon: the store {path} has schema version 7, newer than this Beacon's 2:"
+        " run the Beacon release that wrote it (or restore a backup)"
+    ]
