@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from conftest import Beacon, ClientFactory, eventually
 from test_cli import against, cli
+from test_run_engine import go, node
 
 from app.runs.jobs import thread_config
 
@@ -114,3 +116,27 @@ async def test_export_is_one_document_with_everything_retention_would_remove(sta
     assert len(doc["runs"]) >= 1 and doc["runs"][0]["thread_id"] == thread_id
     assert (await b.call("GET", "/admin/runs/missing/export"))[0] == 404
     assert (await b.call("GET", "/admin/runs/bad%20id/export"))[0] == 422
+
+
+async def test_a_delete_waits_for_the_lines_of_the_run_it_stopped_before_erasing(tmp_path: Path) -> None:
+    """The run's last line is in the sink, its write held at the store, when the delete stops the
+    run: the erase waits until that write is done, so no line outlives the thread."""
+    go.clear()
+    async with node(tmp_path, "a:1") as a:
+        written, release_write = a.store.hold("append_logs")
+        await a.manager.start("blocking", {}, "t1")  # logs "working", then waits for `go`
+        await asyncio.wait_for(written.wait(), 10)
+        erasing, release_erase = a.store.hold("erase_thread")
+        delete = asyncio.ensure_future(a.manager.delete_thread("t1", by="alice"))
+        await eventually(lambda: a.manager.task("t1") is None, 10, message="the run never stopped")
+        for _ in range(20):  # every step the delete could take without the line stored
+            await asyncio.sleep(0)
+        assert not erasing.is_set() and not delete.done()
+        release_write.set()
+        await asyncio.wait_for(erasing.wait(), 10)
+        release_erase.set()
+        removed = await asyncio.wait_for(delete, 10)
+        assert removed["logs"] >= 1 and removed["runs"] == 1
+        assert await a.store.get_logs("t1") == [] and await a.store.get_run("t1") is None
+        assert await a.sink.flushed(5) and await a.store.get_logs("t1") == []
+        assert await a.manager.checkpointer.aget_tuple(thread_config("t1")) is None
