@@ -176,7 +176,7 @@ async def test_a_database_of_the_previous_release_upgrades_losing_nothing(
     for _ in range(2):  # the second open finds nothing to do
         async with open_store(url) as store:
             assert {t: sorted(map(repr, committed_rows(url, t))) for t in ALL_TABLES} == before
-            assert committed(url, "SELECT version FROM schema_migrations ORDER BY version") == [1, 2]
+            assert committed(url, "SELECT version FROM schema_migrations ORDER BY version") == [1, 2, 3]
     async with open_store(url) as store:
         old = await store.get_run("old")
         assert old is not None and (old.status, old.input, old.metadata, old.run_id) == (
@@ -211,7 +211,7 @@ async def test_a_newer_database_is_refused_with_one_line(store_url: str) -> None
         async with open_store(store_url):
             pass
     message = str(refused.value)
-    assert "\n" not in message and "schema version 99, newer than this Beacon's 2" in message
+    assert "\n" not in message and "schema version 99, newer than this Beacon's 3" in message
     assert committed(store_url, "SELECT count(*) FROM runs") == [0]  # nothing touched
 
 
@@ -231,6 +231,6 @@ def test_run_py_refuses_a_newer_store_with_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "run.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"beacon: the store {path} has schema version 7, newer than this Beacon's 2:"
+        f"beacon: the store {path} has schema version 7, newer than this Beacon's 3:"
         " run the Beacon release that wrote it (or restore a backup)"
     ]

@@ -140,6 +140,12 @@ CREATE TABLE audit (
 CREATE INDEX IF NOT EXISTS webhook_deliveries_thread ON webhook_deliveries (thread_id);
 """
 
+# /admin/runs filters by status or workflow, newest first, and counts what matches.
+LISTING = """
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, created_at DESC, thread_id DESC);
+CREATE INDEX IF NOT EXISTS runs_workflow ON runs (workflow, created_at DESC, thread_id DESC);
+"""
+
 
 async def _baseline(conn: Conn) -> None:
     cur = await conn.execute(
@@ -158,7 +164,11 @@ async def _audit(conn: Conn) -> None:
     await conn.execute(AUDIT)
 
 
-MIGRATIONS: tuple[Callable[[Conn], Awaitable[None]], ...] = (_baseline, _audit)
+async def _listing(conn: Conn) -> None:
+    await conn.execute(LISTING)
+
+
+MIGRATIONS: tuple[Callable[[Conn], Awaitable[None]], ...] = (_baseline, _audit, _listing)
 VERSION = "SELECT coalesce(max(version), 0) AS v FROM schema_migrations"
 
 

@@ -128,6 +128,12 @@ CREATE TABLE audit (
 CREATE INDEX IF NOT EXISTS decisions_thread ON decisions (thread_id, decided_at);
 CREATE INDEX IF NOT EXISTS webhook_deliveries_thread ON webhook_deliveries (thread_id);
 """
+# /admin/runs filters by status or workflow, newest first, and counts what matches: at 100,000
+# runs a scan of `runs` per page is what these save.
+LISTING = """
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, created_at DESC, thread_id DESC);
+CREATE INDEX IF NOT EXISTS runs_workflow ON runs (workflow, created_at DESC, thread_id DESC);
+"""
 # Below this size an existing file without incremental auto-vacuum is converted at open (VACUUM
 # rewrites it: fast when small); a larger one reuses freed pages but keeps its size on disk.
 CONVERT_BELOW = 16 * 1024 * 1024
@@ -153,7 +159,11 @@ async def _audit(db: aiosqlite.Connection) -> None:
     await _script(db, AUDIT)
 
 
-MIGRATIONS: tuple[Callable[[aiosqlite.Connection], Awaitable[None]], ...] = (_baseline, _audit)
+async def _listing(db: aiosqlite.Connection) -> None:
+    await _script(db, LISTING)
+
+
+MIGRATIONS: tuple[Callable[[aiosqlite.Connection], Awaitable[None]], ...] = (_baseline, _audit, _listing)
 
 
 async def migrate(db: aiosqlite.Connection, path: Path) -> int:
