@@ -46,6 +46,13 @@ async def test_delete_a_waiting_thread_removes_everything_and_is_audited(stack_b
     assert (entry.actor, entry.action) == ("test-admin", "delete")
     assert entry.detail["status"] == "waiting_approval" and entry.detail["removed"] == body["deleted"]
 
+    status, listed = await b.call("GET", f"/admin/audit?thread_id={thread_id}")
+    assert status == 200 and [(e["actor"], e["action"]) for e in listed["entries"]] == [("test-admin", "delete")]
+    assert listed["entries"][0]["detail"]["removed"] == body["deleted"]
+    for bad in ("limit=0", "limit=x", "thread_id=a%20b"):
+        status, refused = await b.call("GET", f"/admin/audit?{bad}")
+        assert status in (400, 422) and refused["details"], (bad, refused)
+
     assert (await b.call("DELETE", f"/admin/runs/{thread_id}"))[0] == 404
     status, body = await b.call("DELETE", "/admin/runs/..%2Fx")
     assert status in (404, 422) and body["error"] in ("not_found", "validation_error")

@@ -9,13 +9,15 @@ from aiohttp import web
 
 from app.keys import services_key
 from app.names import now_iso
-from app.rest import views
+from app.rest import schemas, views
 from app.rest.keys import runs_key
 from app.rest.middlewares import token_key
-from app.rest.parsing import thread_id
+from app.rest.parsing import query, thread_id
 
 EXPORT_PAGE = 5000  # log lines read and written per step: a thread of millions streams in bounded memory
 EXPORT_CHECKPOINTS = 100_000
+AUDIT_QUERY = schemas.AuditQuery()
+AUDIT_OUT = schemas.AuditEntryOut()
 
 
 async def delete_run(request: web.Request) -> web.Response:
@@ -50,3 +52,9 @@ async def export_run(request: web.Request) -> web.StreamResponse:
     await response.write(b"]}")
     await response.write_eof()
     return response
+
+
+async def audit(request: web.Request) -> web.Response:
+    q = query(request, AUDIT_QUERY)
+    entries = await request.app[services_key].store.audit_log(thread_id=q.get("thread_id"), limit=q["limit"])
+    return web.json_response({"entries": AUDIT_OUT.dump(entries, many=True)})

@@ -110,6 +110,17 @@ ROUTES = (
     ),
     Route(
         "GET",
+        "/admin/audit",
+        lc.audit,
+        "Deletions of threads (by hand or by retention), newest first: who, when, what was removed",
+        s.AuditLog,
+        query=s.AuditQuery,
+        errors=(400, 503),
+        tag="admin",
+        role="admin",
+    ),
+    Route(
+        "GET",
         "/admin/runs/{thread_id}/export",
         lc.export_run,
         "Everything kept of a thread as one JSON document: run, runs, decisions, checkpoints, log lines",

@@ -212,6 +212,23 @@ class Deleted(Schema):
     )
 
 
+class AuditQuery(Schema):
+    thread_id = fields.String(validate=validate.Regexp(THREAD_ID, error=THREAD_ID_RULE))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class AuditEntryOut(Schema):
+    at = fields.String(required=True)
+    actor = fields.String(allow_none=True, metadata={"description": "a token's name, or retention"})
+    action = fields.String(required=True, metadata={"description": "delete or retention"})
+    thread_id = fields.String(required=True)
+    detail = fields.Dict(required=True, metadata={"description": "the thread's status then, rows removed per table"})
+
+
+class AuditLog(Schema):
+    entries = fields.List(fields.Nested(AuditEntryOut), required=True)
+
+
 class Export(Schema):
     thread_id = fields.String(required=True)
     exported_at = fields.String(required=True)
