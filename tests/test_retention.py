@@ -61,6 +61,8 @@ async def test_retention_erases_finished_threads_and_never_waiting_or_running_on
     status, stats = await b.call("GET", "/admin/stats")
     assert status == 200 and stats["retention"]["enabled"] and stats["retention"]["threads"] == 1
     assert stats["retention"]["log_lines"] == 51 and stats["retention"]["passes"] >= 1
+    async with b.http.get(b.realtime + "/stats") as resp:
+        assert (await resp.json())["retention"]["threads"] == 1  # the listener of the seed's /stats too
     async with b.http.get(b.rest + "/metrics") as resp:
         text = await resp.text()
     assert 'beacon_retention_removed_total{kind="threads"} 1.0' in text

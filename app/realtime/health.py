@@ -73,6 +73,8 @@ async def stats(request: web.Request) -> web.Response:
             },
             "bus_lag_ms": None if bridge.lag_ms is None else round(bridge.lag_ms, 3),
             "bus": app[services_key].bus.status(),
+            # What this process's retention passes removed (None on a realtime-only process: no runs here).
+            "retention": app[services_key].retention.stats() if app[services_key].retention else None,
         }
     )
 
