@@ -56,7 +56,7 @@ async def test_erase_removes_every_row_of_the_thread_and_audits_it(store_url: st
         await fill(store, "t2")
         calls: list[str] = []
 
-        async def then() -> None:
+        async def then(conn: Any) -> None:
             calls.append("checkpoints")
 
         audit = AuditEntry("2026-12-01T00:00:00+00:00", "alice", "delete", "t1", {"status": "completed"})
@@ -76,7 +76,7 @@ async def test_a_failure_inside_the_erase_keeps_everything(store_url: str) -> No
     async with open_store(store_url) as store:
         await fill(store, "t1")
 
-        async def then() -> None:
+        async def then(conn: Any) -> None:
             raise NotFound("the checkpointer failed")
 
         audit = AuditEntry(OLD, "alice", "delete", "t1", {})
@@ -234,3 +234,33 @@ def test_run_py_refuses_a_newer_store_with_one_line(tmp_path: Path) -> None:
         f"beacon: the store {path} has schema version 7, newer than this Beacon's 3:"
         " run the Beacon release that wrote it (or restore a backup)"
     ]
+
+
+async def test_checkpoints_are_erased_in_the_stores_transaction_where_they_share_its_database(
+    store_url: str,
+) -> None:
+    """Postgres: a failure after the checkpoints' delete rolls it back with Beacon's rows. SQLite
+    keeps them in another file: they are gone, the thread is still listed and deletes again."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from app.runs.checkpoints import delete_checkpoints, open_checkpointer
+    from app.runs.erase import erase
+
+    async with open_store(store_url) as store, open_checkpointer(store_url) as saver:
+        await fill(store, "t1")
+        config: Any = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
+        await saver.aput(config, empty_checkpoint(), {}, {})
+        assert await saver.aget_tuple(config) is not None
+
+        async def fails_after_the_checkpoints(conn: Any) -> None:
+            await delete_checkpoints(saver, "t1", conn)
+            raise NotFound("after the checkpoints")
+
+        with pytest.raises(NotFound):
+            await store.erase_thread("t1", then=fails_after_the_checkpoints)
+        assert await store.get_run("t1") is not None and await store.get_logs("t1")
+        kept = await saver.aget_tuple(config)
+        assert (kept is not None) == store_url.startswith("postgresql")
+        removed = await erase(store, saver, "t1", actor="alice", action="delete")
+        assert removed is not None and await saver.aget_tuple(config) is None
+        assert await store.get_run("t1") is None

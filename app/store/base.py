@@ -178,8 +178,9 @@ class AuditEntry:
     detail: dict[str, Any]  # rows removed per table
 
 
-# What `erase_thread` runs inside its transaction before the commit (the checkpointer's delete).
-Then = Callable[[], Awaitable[object]]
+# What `erase_thread` runs inside its transaction before the commit (the checkpointer's delete),
+# given the store's connection in that transaction (a psycopg or aiosqlite connection).
+Then = Callable[[Any], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +218,8 @@ class Store(Protocol):
         then: Then | None = None,
     ) -> dict[str, int] | None:
         """Delete the thread and all its rows in one transaction, writing `audit` (its detail: the
-        rows removed per table) in it, and running `then` before the commit: a failure of either
-        keeps everything. With `finished_before` only a thread that finished before then and has
+        rows removed per table) in it, and running `then(connection)` before the commit: a failure
+        of either keeps everything. With `finished_before` only a thread that finished before then and has
         nothing queued (retention). The rows removed per table; None when nothing was removed."""
         ...
 

@@ -71,7 +71,7 @@ class PostgresLifecycle:
                         (audit.at, audit.actor, audit.action, thread_id, detail),
                     )
                 if then is not None:
-                    await then()
+                    await then(conn)
             return removed
 
         return await self._call(query, ERASE_TIMEOUT)

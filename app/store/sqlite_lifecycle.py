@@ -69,7 +69,7 @@ class SqliteLifecycle:
                     (audit.at, audit.actor, audit.action, thread_id, json.dumps({**audit.detail, "removed": removed})),
                 )
             if then is not None:
-                await then()
+                await then(db)
         return removed
 
     async def finished_threads(
