@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from conftest import Beacon, ClientFactory, eventually
+from conftest import Beacon, ClientFactory, eventually, make_config, running_beacon
 from test_cli import against, cli
 from test_run_engine import go, node
 
@@ -147,3 +147,27 @@ async def test_a_delete_waits_for_the_lines_of_the_run_it_stopped_before_erasing
         assert await a.store.get_logs("t1") == [] and await a.store.get_run("t1") is None
         assert await a.sink.flushed(5) and await a.store.get_logs("t1") == []
         assert await a.manager.checkpointer.aget_tuple(thread_config("t1")) is None
+
+
+async def test_a_delete_on_one_node_of_a_thread_running_on_another(
+    tmp_path: Path, redis_server: Any, postgres_server: Any
+) -> None:
+    """Two REST nodes over Redis and Postgres: the delete on B cancels the run A executes (over the
+    bus), waits for A to hand the thread back, then erases it; nothing of it stays on either."""
+    shared = {"pubsub.url": redis_server.url, "store.url": postgres_server.create_database()}
+    async with running_beacon(make_config(tmp_path / "a", **shared)) as a:
+        async with running_beacon(make_config(tmp_path / "b", **shared)) as b:
+            thread_id = await a.start("bench", {"lines": 100_000, "rate": 100})
+            runs_a = a.running.services.runs
+            assert runs_a is not None
+            await eventually(lambda: runs_a.task(thread_id) is not None, 10)
+            await eventually(
+                lambda: a.running.services.store.last_seq(thread_id), 10, message="the run never logged"
+            )
+            status, body = await b.call("DELETE", f"/admin/runs/{thread_id}")
+            assert status == 200, body
+            assert runs_a.task(thread_id) is None  # A stopped it before B erased
+            assert a.running.services.sink is not None and await a.running.services.sink.flushed(5)
+            assert await rows_left(a, thread_id) == NOTHING and await rows_left(b, thread_id) == NOTHING
+            [entry] = await b.running.services.store.audit_log(thread_id=thread_id)
+            assert entry.detail["status"] == "running" and entry.detail["removed"]["logs"] >= 1
