@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Beacon, eventually, make_config, running_beacon
+from conftest import Beacon, ClientFactory, eventually, make_config, running_beacon
 from langgraph.checkpoint.memory import InMemorySaver
 from test_lifecycle import NOTHING, rows_left
 from test_run_engine import Paused
@@ -16,7 +16,7 @@ from test_store import line
 
 from app.config import StoreConfig
 from app.realtime.subscriptions import Subscriptions
-from app.runs.retention import LEASE, Retention
+from app.runs.retention import LEASE, Retention, cutoff
 from app.store import LogLine, Store
 from app.store.base import ThreadRun
 
@@ -149,3 +149,35 @@ async def test_retention_racing_a_subscriber_replaying_the_thread(store: Store) 
     assert [ln["seq"] for sid, ln in got if sid == "watcher"] == [1, 2]
     assert await store.get_logs("old") == [] and await store.get_run("live") is not None
     await subs.close()
+
+
+async def test_retention_beside_live_and_replaying_subscribers(keeping: Beacon, connect: ClientFactory) -> None:
+    """Over Socket.IO on both stacks: one client replays a finished thread while a pass prunes it,
+    another follows a running thread throughout. However the two interleave, the first gets an
+    exact prefix that its ack names, the second every line, in order, without a gap."""
+    b = keeping
+    retention = b.running.services.retention
+    assert retention is not None
+    done = await b.start("bench", {"lines": 5000})
+    await b.wait_status(done, "completed")
+    live = await b.start("bench", {"lines": 100_000, "rate": 200})
+    quiet = {"firehose": False}  # only the threads subscribed to
+    follower = await connect(b.realtime, ("/logs",), auth=quiet)
+    reader = await connect(b.realtime, ("/logs",), auth=quiet)
+    assert (await follower.subscribe(live, since=0)).get("error") is None
+    await eventually(lambda: follower.seqs(live), 10, message="the live run never logged")
+
+    async def old_enough() -> bool:
+        return await b.running.services.store.finished_threads(cutoff(DAYS) or "", limit=1) == [done]
+
+    await eventually(old_enough, 10, 0.05)
+    ack, _ = await asyncio.gather(reader.subscribe(done, since=0), retention.prune())
+    got = reader.seqs(done)
+    assert got == list(range(1, len(got) + 1)) and ack["replayed"] == len(got) and ack["last_seq"] == len(got)
+    assert await b.running.services.store.get_run(done) is None
+    after_pass = len(follower.seqs(live))
+    await eventually(lambda: len(follower.seqs(live)) > after_pass + 10, 10, message="live lines stopped")
+    seqs = follower.seqs(live)
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert await b.running.services.store.get_run(live) is not None
+    assert (await b.call("POST", f"/admin/runs/{live}/cancel"))[0] == 200
