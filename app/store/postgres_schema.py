@@ -144,6 +144,7 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_thread ON webhook_deliveries (thre
 LISTING = """
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status, created_at DESC, thread_id DESC);
 CREATE INDEX IF NOT EXISTS runs_workflow ON runs (workflow, created_at DESC, thread_id DESC);
+CREATE INDEX IF NOT EXISTS runs_status_workflow ON runs (status, workflow, created_at DESC, thread_id DESC);
 """
 
 

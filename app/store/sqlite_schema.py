@@ -133,6 +133,7 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_thread ON webhook_deliveries (thre
 LISTING = """
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status, created_at DESC, thread_id DESC);
 CREATE INDEX IF NOT EXISTS runs_workflow ON runs (workflow, created_at DESC, thread_id DESC);
+CREATE INDEX IF NOT EXISTS runs_status_workflow ON runs (status, workflow, created_at DESC, thread_id DESC);
 """
 # Below this size an existing file without incremental auto-vacuum is converted at open (VACUUM
 # rewrites it: fast when small); a larger one reuses freed pages but keeps its size on disk.
