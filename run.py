@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from app.config import MODES, NAMED, Config, ConfigError, load_config, log_level
+from app.errors import SchemaTooNew
 
 if TYPE_CHECKING:
     from app.runs.logsink import LogSink
@@ -175,4 +176,7 @@ if __name__ == "__main__":
         sys.exit(asyncio.run(main(arguments)))
     except ConfigError as exc:
         print(f"beacon: configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except SchemaTooNew as exc:  # a store migrated by a newer release: one line, nothing touched
+        print(f"beacon: {exc}", file=sys.stderr)
         sys.exit(2)

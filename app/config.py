@@ -111,6 +111,8 @@ class PubSubConfig:
 @dataclass(frozen=True)
 class StoreConfig:
     url: str = "sqlite:///data/beacon.sqlite"
+    retention_days: float = 0.0  # finished threads older than this are erased; 0 keeps them forever
+    log_retention_days: float = 0.0  # their log lines may go sooner; 0: as long as the thread
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,10 @@ def _validate(cfg: Config) -> None:
     ):
         if value <= 0:
             raise ConfigError(f"{key}={value}: must be positive")
+    for key, days in (("store.retention_days", cfg.store.retention_days),
+                      ("store.log_retention_days", cfg.store.log_retention_days)):
+        if days < 0:
+            raise ConfigError(f"{key}={days}: must not be negative (0 keeps forever)")
     if cfg.runs.grace_period < 0:
         raise ConfigError(f"runs.grace_period={cfg.runs.grace_period}: must not be negative")
     names: set[str] = set()

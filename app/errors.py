@@ -60,3 +60,9 @@ class StoreUnavailable(BeaconError):
 
 class ShuttingDown(BeaconError):
     status, code = 503, "shutting_down"
+
+
+class SchemaTooNew(BeaconError):
+    """The store was migrated by a newer Beacon: start-up stops with this one line."""
+
+    status, code = 503, "store_unavailable"

@@ -89,6 +89,8 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
                     logger.info("resumed %d interrupted run(s)", resumed)
                 if services.webhooks is not None:  # by node name, so only once the port is known
                     await services.webhooks.resume()
+                if services.retention is not None:  # its lease is named by the node too
+                    await background.enter_async_context(services.retention.running())
             yield running
         finally:
             if services.runs is not None:

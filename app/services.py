@@ -22,6 +22,7 @@ from app.webhooks import Dispatcher
 
 if TYPE_CHECKING:
     from app.runs.manager import RunManager
+    from app.runs.retention import Retention
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Services:
     sink: LogSink | None = None  # where the REST listener runs
     runs: RunManager | None = None  # only where the REST listener runs
     webhooks: Dispatcher | None = None  # there too
+    retention: Retention | None = None  # there too; serve() starts it once the node is named
 
 
 def _bus_metrics(metrics: Metrics, bus: Bus) -> Metrics:
@@ -64,11 +66,24 @@ def _bus_metrics(metrics: Metrics, bus: Bus) -> Metrics:
     return metrics
 
 
+def _retention_metrics(metrics: Metrics, retention: Retention) -> Retention:
+    totals = retention.totals
+    metrics.family(
+        "counter",
+        "beacon_retention_removed",
+        "What retention passes on this node removed: threads (with all their rows) and log lines",
+        "kind",
+        lambda: {"threads": totals.threads, "log_lines": totals.log_lines, "passes": totals.passes},
+    )
+    return retention
+
+
 @contextlib.asynccontextmanager
 async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator[Services]:
     if with_runs:  # LangGraph and the graphs load only where runs execute, not on a realtime node
         from app.runs.checkpoints import open_checkpointer
         from app.runs.manager import RunManager
+        from app.runs.retention import Retention
         from app.workflows.langgraph_json import load_all
 
         workflows = await load_all(cfg.workflows, cfg.graphs.config)  # [workflows] and langgraph.json
@@ -95,4 +110,7 @@ async def open_services(cfg: Config, *, with_runs: bool = True) -> AsyncIterator
             manager.events.on_status.append(dispatcher.notify)
             services.sink = sink
             services.runs = manager
+            services.retention = _retention_metrics(
+                services.metrics, Retention(cfg.store, store, checkpointer, lambda: manager.node)
+            )
         yield services

@@ -1262,7 +1262,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=["beacon", "python", "node"],
         help=f"comma-separated, from {','.join(SERVER_LABELS)}",
     )
-    p.add_argument("--scenarios", type=csv(str), default=list(ALL_SCENARIOS), help="comma-separated")
+    p.add_argument(
+        "--scenarios",
+        type=csv(str),
+        default=list(ALL_SCENARIOS),
+        help="comma-separated; also `scale` (not in the default run): the store at --scale × 100,000 runs"
+        " and 10,000,000 log lines (bench/scale.py)",
+    )
+    p.add_argument("--scale", type=float, default=1.0, help="scale: 1 = 100,000 runs and 10,000,000 lines")
+    p.add_argument("--scale-stores", type=csv(str), default=["sqlite", "postgres"], help="scale: which stores")
     p.add_argument("--repeat", type=int, default=3, help="runs per measurement; the report gives the median")
     p.add_argument("--clients", type=csv(int), default=[100, 1000], help="fan-out client counts")
     p.add_argument("--deliveries", type=int, default=400_000, help="fan-out: lines = deliveries / clients ...")
@@ -1343,7 +1351,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.servers) - set(SERVER_LABELS)
     if unknown:
         p.error(f"unknown servers: {', '.join(sorted(unknown))}")
-    bad = set(args.scenarios) - set(ALL_SCENARIOS)
+    bad = set(args.scenarios) - {*ALL_SCENARIOS, "scale"}
     if bad:
         p.error(f"unknown scenarios: {', '.join(sorted(bad))}")
     return args
@@ -1390,6 +1398,15 @@ def raise_nofile(needed: int) -> dict[str, int]:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if "scale" in args.scenarios:  # a run of its own: Beacon's store, no load generator or reference servers
+        import scale
+
+        exe = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) else sys.executable
+        command = shlex.join([exe, "bench/run.py", *argv])
+        code = scale.run(args.scale, args.scale_stores, 1 if args.quick else args.repeat, command)
+        args.scenarios = [s for s in args.scenarios if s != "scale"]
+        if code or not args.scenarios:
+            return code
     if any(s == "node" for s in args.servers) and not (NODE_DIR / "node_modules" / "socket.io").is_dir():
         print(
             f"bench: the Node reference server is not installed: npm ci --prefix {NODE_DIR.relative_to(ROOT)}"

@@ -1,4 +1,4 @@
-"""`python run.py tail|start|approve|reject|runs|tokens`: a client of a running Beacon, over REST and Socket.IO."""
+"""`python run.py tail|start|approve|reject|runs|delete|tokens`: a client of a running Beacon (REST, Socket.IO)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from app.cli.client import Api, CliError
-from app.cli.commands import decide, runs, start, tokens
+from app.cli.commands import decide, delete, runs, start, tokens
 from app.cli.output import err
 from app.cli.parser import COMMANDS, build_parser
 from app.cli.tail import tail
@@ -23,6 +23,7 @@ HANDLERS: dict[str, Command] = {
     "approve": decide,
     "reject": decide,
     "runs": runs,
+    "delete": delete,
     "tokens": tokens,
 }
 

@@ -1,4 +1,4 @@
-"""`start`, `approve`, `reject`, `runs` and `tokens`: one REST call each, printed for people and scripts."""
+"""`start`, `approve`, `reject`, `runs`, `delete` and `tokens`: one REST call each, printed for people and scripts."""
 
 from __future__ import annotations
 
@@ -65,4 +65,13 @@ async def tokens(args: argparse.Namespace, api: Api) -> int:
             for t in listing["tokens"]
         ]
         out(table(("NAME", "ROLE", "SOURCE", "CREATED", "BY"), rows))
+    return 0
+
+
+async def delete(args: argparse.Namespace, api: Api) -> int:
+    if not args.yes:
+        raise CliError(f"delete {args.thread_id} removes its runs, logs and checkpoints for good: add --yes")
+    answer = await api.call("DELETE", f"/admin/runs/{args.thread_id}")
+    removed = ", ".join(f"{n} {table}" for table, n in answer["deleted"].items() if n)
+    out(f"deleted {args.thread_id} ({removed})")
     return 0

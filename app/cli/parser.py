@@ -9,7 +9,7 @@ from typing import Any
 
 from app.names import LEVEL_NAMES
 
-COMMANDS = ("tail", "start", "approve", "reject", "runs", "tokens")
+COMMANDS = ("tail", "start", "approve", "reject", "runs", "delete", "tokens")
 DEFAULT_API = "http://127.0.0.1:8000"
 DEFAULT_SOCKETIO = "http://127.0.0.1:7000"
 
@@ -19,6 +19,7 @@ EXAMPLES = {
     "approve": "example:\n  python run.py approve 3f2c… --comment 'ship it'",
     "reject": "example:\n  python run.py reject 3f2c… --comment 'add the figures'",
     "runs": "example:\n  python run.py runs --status waiting_approval --limit 20",
+    "delete": "example:\n  python run.py delete 3f2c… --yes   # its export first: GET /admin/runs/3f2c…/export",
     "tokens": "examples:\n  python run.py tokens\n  python run.py tokens create ci-bot --role operator"
     "\n  python run.py tokens revoke ci-bot",
 }
@@ -110,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--status", metavar="S", help="running, waiting_approval, completed, failed or cancelled")
     runs.add_argument("--workflow", metavar="W", help="only runs of this workflow")
     runs.add_argument("--limit", type=non_negative, metavar="N", help="at most N runs (default 50, at most 500)")
+
+    delete = command("delete", "Delete a thread and everything of it (needs an admin token); audited.")
+    delete.add_argument("thread_id")
+    delete.add_argument("--yes", action="store_true", help="required: the thread, its logs and checkpoints are gone")
 
     tokens = command("tokens", "List, create or revoke tokens (needs an admin token).")
     tokens.add_argument("action", nargs="?", choices=("list", "create", "revoke"), default="list")

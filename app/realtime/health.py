@@ -42,6 +42,7 @@ async def health(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     app = request.app
     logs, admin, bridge = app[logs_ns_key], app[admin_ns_key], app[bridge_key]
+    retention = app[services_key].retention
     return web.json_response(
         {
             "node": app[services_key].node,
@@ -74,6 +75,8 @@ async def stats(request: web.Request) -> web.Response:
             },
             "bus_lag_ms": None if bridge.lag_ms is None else round(bridge.lag_ms, 3),
             "bus": app[services_key].bus.status(),
+            # What this process's retention passes removed (None on a realtime-only process: no runs here).
+            "retention": retention.stats() if retention else None,
         }
     )
 

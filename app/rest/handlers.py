@@ -119,6 +119,7 @@ async def stats(request: web.Request) -> web.Response:
             "active_tasks": runs.active,
             "log_lines_written": runs.sink.written,
             "bus": services.bus.status(),
+            "retention": services.retention.stats() if services.retention else None,
         }
     )
 

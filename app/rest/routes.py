@@ -6,6 +6,7 @@ from aiohttp import web
 
 from app.rest import approvals as a
 from app.rest import handlers as h
+from app.rest import lifecycle as lc
 from app.rest import schemas as s
 from app.rest import tokens as t
 from app.rest import webhooks as w
@@ -96,6 +97,37 @@ ROUTES = (
         errors=(400, 404, 422, 503),
         tag="admin",
         role="viewer",
+    ),
+    Route(
+        "DELETE",
+        "/admin/runs/{thread_id}",
+        lc.delete_run,
+        "Delete a thread and everything of it (a running one is cancelled first); audited",
+        s.Deleted,
+        errors=(404, 409, 422, 503),
+        tag="admin",
+        role="admin",
+    ),
+    Route(
+        "GET",
+        "/admin/audit",
+        lc.audit,
+        "Deletions of threads (by hand or by retention), newest first: who, when, what was removed",
+        s.AuditLog,
+        query=s.AuditQuery,
+        errors=(400, 503),
+        tag="admin",
+        role="admin",
+    ),
+    Route(
+        "GET",
+        "/admin/runs/{thread_id}/export",
+        lc.export_run,
+        "Everything kept of a thread as one JSON document: run, runs, decisions, checkpoints, log lines",
+        s.Export,
+        errors=(404, 422, 503),
+        tag="admin",
+        role="viewer",  # nothing a viewer cannot read already, one page at a time
     ),
     Route(
         "POST",

@@ -206,6 +206,40 @@ class History(Schema):
     checkpoints = fields.List(fields.Nested(Checkpoint), required=True)
 
 
+class Deleted(Schema):
+    thread_id = fields.String(required=True)
+    deleted = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), required=True, metadata={"description": "rows removed per table"}
+    )
+
+
+class AuditQuery(Schema):
+    thread_id = fields.String(validate=validate.Regexp(THREAD_ID, error=THREAD_ID_RULE))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class AuditEntryOut(Schema):
+    at = fields.String(required=True)
+    actor = fields.String(allow_none=True, metadata={"description": "a token's name, or retention"})
+    action = fields.String(required=True, metadata={"description": "delete or retention"})
+    thread_id = fields.String(required=True)
+    detail = fields.Dict(required=True, metadata={"description": "the thread's status then, rows removed per table"})
+
+
+class AuditLog(Schema):
+    entries = fields.List(fields.Nested(AuditEntryOut), required=True)
+
+
+class Export(Schema):
+    thread_id = fields.String(required=True)
+    exported_at = fields.String(required=True)
+    run = fields.Dict(required=True, metadata={"description": "as GET /status/{thread_id} answers"})
+    runs = fields.List(fields.Dict(), required=True, metadata={"description": "every run of the thread"})
+    decisions = fields.List(fields.Dict(), required=True)
+    checkpoints = fields.List(fields.Nested(Checkpoint), required=True, metadata={"description": "newest first"})
+    logs = fields.List(fields.Nested(LogLineOut), required=True, metadata={"description": "every stored line"})
+
+
 class WorkflowOut(Schema):
     name = fields.String(required=True)
     description = fields.String()
@@ -231,6 +265,9 @@ class Stats(Schema):
     active_tasks = fields.Integer()
     log_lines_written = fields.Integer()
     bus = fields.Dict()
+    retention = fields.Dict(
+        allow_none=True, metadata={"description": "settings, totals removed by this node, its last pass"}
+    )
 
 
 class TokenCreate(Schema):

@@ -53,3 +53,15 @@ async def schema_lock(url: str, timeout: float = 120.0) -> AsyncIterator[None]:
             yield
         finally:
             await conn.execute("SELECT pg_advisory_unlock(%s)", (CHECKPOINTS_LOCK,))
+
+
+async def delete_checkpoints(saver: BaseCheckpointSaver[Any], thread_id: str, conn: Any = None) -> None:
+    """The saver's own delete of a thread. On Postgres, given the store's connection inside its
+    transaction, on that connection: the checkpoints (in the same database) go in the same
+    transaction as Beacon's rows. SQLite keeps them in another file, so they commit on their own."""
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # type: ignore[import-not-found,unused-ignore]
+
+    if isinstance(saver, AsyncPostgresSaver) and conn is not None:
+        await AsyncPostgresSaver(conn, serde=saver.serde).adelete_thread(thread_id)
+    else:
+        await saver.adelete_thread(thread_id)

@@ -30,6 +30,7 @@ from app.pubsub import Bus
 from app.pubsub.outbox import Outbox
 from app.runs.cluster import LEASE_TTL, Cluster
 from app.runs.deadlines import Deadlines, forget
+from app.runs.erase import erase
 from app.runs.events import Events, dumps, to_json
 from app.runs.execution import Execution, roll_back
 from app.runs.jobs import Job, job_of, thread_config
@@ -39,6 +40,8 @@ from app.store import ACTIVE, Approval, Decision, Run, Store, ThreadRun
 from app.workflows import Workflow, compile_graph
 
 logger = logging.getLogger(__name__)
+
+ERASE_WAIT = LEASE_TTL + 5.0  # seconds a delete waits for another node to stop the thread (or its lease to lapse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,8 +324,10 @@ class RunManager:
         await self.kick(thread_id)
         return await self.store.get_thread_run(run.run_id) or run
 
-    async def delete_thread(self, thread_id: str) -> None:
-        """Stop what runs on the thread, then forget it: its records, events, logs and checkpoints."""
+    async def delete_thread(self, thread_id: str, by: str | None = None) -> dict[str, int]:
+        """Stop what runs on the thread, then erase it (audited): its records, events, logs, webhook
+        deliveries and checkpoints. The rows removed per table; Conflict if it still executes
+        elsewhere after `ERASE_WAIT` s (a node that cannot reach the store)."""
         run = await self._get(thread_id)
         while queued := await self.store.list_thread_runs(thread_id, limit=100, status="pending"):
             for r in queued:  # none of them starts once the current run stops
@@ -332,8 +337,22 @@ class RunManager:
                 await self.cancel(thread_id, comment="thread deleted")
         if (task := self.execution.task(thread_id)) is not None:
             await asyncio.gather(task, return_exceptions=True)
-        await self.store.delete_thread(thread_id)
-        await self.checkpointer.adelete_thread(thread_id)
+        # Another node stops at its next checkpoint and hands the lease back once its lines are stored.
+        deadline = asyncio.get_running_loop().time() + ERASE_WAIT
+        while (holder := await self.store.lease_holder(thread_id)) not in (None, self.node):
+            if asyncio.get_running_loop().time() > deadline:
+                raise Conflict(f"thread {thread_id!r} still executes on {holder}; delete it again shortly")
+            await asyncio.sleep(0.1)
+        # No line of it may be written after the erase (it would outlive the thread): a store too
+        # slow to take them now makes the delete fail, not leave them behind.
+        if not await self.sink.stored(thread_id, 5.0) or not await self.streams.flushed(5.0):
+            raise Conflict(f"thread {thread_id!r} still has lines being stored; delete it again shortly")
+        detail = {"status": run.status, "workflow": run.workflow, "run_id": run.run_id}
+        removed = await erase(self.store, self.checkpointer, thread_id, actor=by, action="delete", detail=detail)
+        if removed is None:
+            raise NotFound(f"no thread {thread_id!r}")  # deleted meanwhile by another request
+        logger.info("thread %s deleted by %s: %s", thread_id, by or "anonymous", removed)
+        return removed
 
     async def update_state(self, run: Run, values: Any, as_node: str | None, checkpoint_id: str | None) -> Any:
         """Write values into the thread's state as `as_node` would; not while a run executes."""

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 
 from app.store.base import (
     ACTIVE,
+    FINISHED,
     RUN_STATUS_OF,
     RUN_STATUSES,
     STATUSES,
     Approval,
     ApprovalPage,
+    AuditEntry,
     Decision,
     LogLine,
     Page,
@@ -24,10 +26,12 @@ from app.store.base import (
 
 __all__ = [
     "ACTIVE",
+    "FINISHED",
     "RUN_STATUSES",
     "RUN_STATUS_OF",
     "STATUSES",
     "Approval",
+    "AuditEntry",
     "ApprovalPage",
     "Decision",
     "LogLine",

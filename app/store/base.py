@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
@@ -12,6 +12,7 @@ from app.names import iso
 # A thread's status, in the seed's words for its latest run; `idle`: created, never run.
 STATUSES = ("idle", "running", "waiting_approval", "completed", "failed", "cancelled")
 ACTIVE = ("running", "waiting_approval")
+FINISHED = ("completed", "failed", "cancelled")  # what retention may prune
 # One run's status (LangGraph's), and what the thread's status makes of its current run.
 RUN_STATUSES = ("pending", "running", "success", "error", "interrupted", "timeout")
 RUN_STATUS_OF = {
@@ -167,6 +168,22 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who removed which thread and when; kept when the thread's own records are gone."""
+
+    at: str
+    actor: str | None  # a token's name, or "retention"
+    action: str  # delete | retention
+    thread_id: str
+    detail: dict[str, Any]  # rows removed per table
+
+
+# What `erase_thread` runs inside its transaction before the commit (the checkpointer's delete),
+# given the store's connection in that transaction (a psycopg or aiosqlite connection).
+Then = Callable[[Any], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     runs: list[Run]
     total: int
@@ -190,6 +207,43 @@ class Store(Protocol):
 
     async def delete_thread(self, thread_id: str) -> bool:
         """Forget the thread and everything Beacon stored of it; False if there was none."""
+        ...
+
+    async def erase_thread(
+        self,
+        thread_id: str,
+        *,
+        audit: AuditEntry | None = None,
+        finished_before: str | None = None,
+        then: Then | None = None,
+    ) -> dict[str, int] | None:
+        """Delete the thread and all its rows in one transaction, writing `audit` (its detail: the
+        rows removed per table) in it, and running `then(connection)` before the commit: a failure
+        of either keeps everything. With `finished_before` only a thread that finished before then and has
+        nothing queued (retention). The rows removed per table; None when nothing was removed."""
+        ...
+
+    async def finished_threads(
+        self, before: str, *, after: str = "", limit: int = 100, with_logs: bool = False
+    ) -> list[str]:
+        """Ids above `after` of threads that finished before `before` (and, `with_logs`, still have log
+        lines), in id order (a keyset cursor)."""
+        ...
+
+    async def delete_logs(self, thread_id: str, before: str, limit: int = 5000) -> int:
+        """Delete up to `limit` of the oldest log lines of a thread that finished before `before`."""
+        ...
+
+    async def reclaim(self) -> int:
+        """Give the space of deleted rows back to the file system where that is cheap; pages freed."""
+        ...
+
+    async def audit_log(self, *, thread_id: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Deletions, newest first."""
+        ...
+
+    async def lease_holder(self, thread_id: str) -> str | None:
+        """The node whose live lease executes the thread, if any."""
         ...
 
     async def search_threads(

@@ -23,7 +23,6 @@ from app.errors import LastAdmin, StoreUnavailable, ThreadExists, TokenExists
 from app.names import now_iso
 from app.store.base import (
     RUN_STATUS_OF,
-    SCHEMA_LOCK,
     Approval,
     ApprovalPage,
     Decision,
@@ -36,15 +35,16 @@ from app.store.base import (
     approval_row,
 )
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
+from app.store.postgres_lifecycle import PostgresLifecycle
+from app.store.postgres_schema import migrate
 from app.store.postgres_threads import (
     INSERT_RUN,
-    THREADS_SCHEMA,
     Conn,
+    Params,
     PostgresThreads,
     Query,
     T,
     jsonb,
-    migrate,
     run_row,
 )
 from app.store.postgres_threads import pg_text as _text
@@ -52,83 +52,6 @@ from app.store.postgres_threads import thread as _run
 
 logger = logging.getLogger(__name__)
 
-# COLLATE "C": byte order, as SQLite compares, so listings and cursors order the same way.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    thread_id TEXT COLLATE "C" PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    status TEXT NOT NULL,
-    input TEXT NOT NULL,
-    created_at TEXT COLLATE "C" NOT NULL,
-    updated_at TEXT NOT NULL,
-    error TEXT,
-    metadata JSONB NOT NULL DEFAULT '{}',
-    run_id TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at DESC, thread_id DESC);
-CREATE TABLE IF NOT EXISTS decisions (
-    thread_id TEXT NOT NULL,
-    interrupt_id TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    comment TEXT,
-    decided_at TEXT COLLATE "C" NOT NULL,
-    decided_by TEXT,
-    data TEXT
-);
-CREATE INDEX IF NOT EXISTS decisions_thread ON decisions (thread_id, decided_at);
-CREATE TABLE IF NOT EXISTS leases (
-    thread_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    expires DOUBLE PRECISION NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    digest TEXT PRIMARY KEY,
-    name TEXT COLLATE "C" NOT NULL,
-    role TEXT NOT NULL,
-    source TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    created_by TEXT,
-    revoked_at TEXT,
-    revoked_by TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS tokens_live_name ON tokens (name) WHERE revoked_at IS NULL;
-CREATE TABLE IF NOT EXISTS approvals (
-    thread_id TEXT COLLATE "C" NOT NULL,
-    interrupt_id TEXT COLLATE "C" NOT NULL,
-    workflow TEXT NOT NULL,
-    value TEXT NOT NULL,
-    waiting_since TEXT COLLATE "C" NOT NULL,
-    deadline DOUBLE PRECISION,
-    default_action TEXT,
-    PRIMARY KEY (thread_id, interrupt_id)
-);
-CREATE INDEX IF NOT EXISTS approvals_waiting ON approvals (waiting_since, thread_id, interrupt_id);
-CREATE INDEX IF NOT EXISTS approvals_deadline ON approvals (deadline) WHERE deadline IS NOT NULL;
-CREATE TABLE IF NOT EXISTS logs (
-    thread_id TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    level TEXT NOT NULL,
-    text TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    PRIMARY KEY (thread_id, seq)
-);
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    id TEXT COLLATE "C" PRIMARY KEY,
-    hook TEXT NOT NULL,
-    event TEXT NOT NULL,
-    thread_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    node TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    status_code INTEGER,
-    error TEXT,
-    created_at TEXT COLLATE "C" NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_created ON webhook_deliveries (created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (node, state);
-"""
 RETRY_AFTER = 0.5  # while the server is down, seconds between calls that try it again
 
 # What a dead, unreachable or stalled server looks like to psycopg (PoolTimeout included).
@@ -151,7 +74,7 @@ def describe(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
 
 
-class PostgresStore(PostgresThreads):
+class PostgresStore(PostgresThreads, PostgresLifecycle):
     def __init__(self, pool: AsyncConnectionPool[psycopg.AsyncConnection[DictRow]], timeout: float) -> None:
         self._pool = pool
         self._timeout = timeout
@@ -182,11 +105,8 @@ class PostgresStore(PostgresThreads):
         )
         try:
             await pool.open(wait=True, timeout=startup_timeout)
-            async with pool.connection() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                await conn.execute(SCHEMA)
-                await migrate(conn)
-                await conn.execute(THREADS_SCHEMA)
+            async with pool.connection() as conn:
+                await migrate(conn, describe(url))
         except UNAVAILABLE as exc:
             await pool.close(timeout=1)
             raise StoreUnavailable(f"cannot open the postgres store at {describe(url)}: {exc}") from exc
@@ -200,7 +120,7 @@ class PostgresStore(PostgresThreads):
             await asyncio.gather(*store._abandoned, *filter(None, [store._checking]), return_exceptions=True)
             await pool.close(timeout=5)
 
-    async def _call(self, query: Query[T]) -> T:
+    async def _call(self, query: Query[T], timeout: float | None = None) -> T:
         """Run `query` on a pooled connection; StoreUnavailable if that fails or takes too long.
 
         The query runs in its own task: when psycopg is cancelled mid-query it tries to cancel
@@ -215,7 +135,7 @@ class PostgresStore(PostgresThreads):
         self._probing = self._failed_at is not None
         task = asyncio.create_task(self._on_connection(query))
         try:
-            done, _ = await asyncio.wait({task}, timeout=self._timeout)
+            done, _ = await asyncio.wait({task}, timeout=timeout or self._timeout)
         except asyncio.CancelledError:
             task.cancel()  # the caller gave up: psycopg cancels the query cleanly, in the background
             self._track(task)
@@ -224,7 +144,7 @@ class PostgresStore(PostgresThreads):
             self._probing = False
         if not done:
             self._abandon(task)
-            raise self._failed(f"no answer within {self._timeout:g}s")
+            raise self._failed(f"no answer within {timeout or self._timeout:g}s")
         try:
             result = task.result()
         except UNAVAILABLE as exc:
@@ -268,7 +188,7 @@ class PostgresStore(PostgresThreads):
             async with asyncio.timeout(5 * self._timeout):
                 await self._pool.check()
 
-    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[DictRow]:
+    async def _fetch(self, sql: str, args: Params = ()) -> list[DictRow]:
         async def query(conn: Conn) -> list[DictRow]:
             cur = await conn.execute(sql, args)
             return await cur.fetchall() if cur.description else []
@@ -287,7 +207,7 @@ class PostgresStore(PostgresThreads):
 
         return await self._call(query)
 
-    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+    async def _execute(self, sql: str, args: Params = ()) -> int:
         """Run one statement; the number of rows it changed."""
 
         async def query(conn: Conn) -> int:

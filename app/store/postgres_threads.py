@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -23,40 +23,12 @@ from app.store.base import Run, RunEvent, ThreadRun, run_row
 T = TypeVar("T")
 Conn = psycopg.AsyncConnection[DictRow]
 Query = Callable[[Conn], Awaitable[T]]
+Params = Sequence[Any] | Mapping[str, Any]  # positional %s or named %(name)s
 
-# `position` orders a thread's runs as they were queued (SQLite's rowid).
-THREADS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS thread_runs (
-    run_id TEXT PRIMARY KEY,
-    thread_id TEXT NOT NULL,
-    assistant_id TEXT NOT NULL,
-    workflow TEXT NOT NULL,
-    status TEXT NOT NULL,
-    kwargs TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    multitask_strategy TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    position BIGINT GENERATED ALWAYS AS IDENTITY
-);
-CREATE INDEX IF NOT EXISTS thread_runs_thread ON thread_runs (thread_id, position);
-CREATE INDEX IF NOT EXISTS thread_runs_pending ON thread_runs (thread_id, position) WHERE status = 'pending';
-CREATE TABLE IF NOT EXISTS run_events (
-    run_id TEXT NOT NULL,
-    seq BIGINT NOT NULL,
-    event TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-"""
-# Stores made before threads held many runs lack two columns of `runs` (appended, as SCHEMA has them).
-NEW_COLUMNS = {"metadata": "JSONB NOT NULL DEFAULT '{}'", "run_id": "TEXT"}
 RUN_COLUMNS = (
     "run_id, thread_id, assistant_id, workflow, status, kwargs, metadata, multitask_strategy, created_at, updated_at"
 )
 INSERT_RUN = f"INSERT INTO thread_runs ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-# Every table but `runs` that names a thread, for deleting one.
-THREAD_TABLES = ("decisions", "leases", "approvals", "logs", "thread_runs")
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 
 
@@ -84,19 +56,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-async def migrate(conn: Conn) -> None:
-    """Add what an older store's `runs` lacks. Checked first: ALTER TABLE would lock `runs` even
-    when there is nothing to add, stalling every other node's queries while this one starts."""
-    cur = await conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
-        " AND table_name = 'runs'"
-    )
-    have = {row["column_name"] for row in await cur.fetchall()}
-    for name, spec in NEW_COLUMNS.items():
-        if name not in have:
-            await conn.execute(f"ALTER TABLE runs ADD COLUMN IF NOT EXISTS {name} {spec}")
-
-
 def thread(row: DictRow) -> Run:
     """A row of `runs` (its metadata jsonb, which psycopg has parsed already)."""
     return Run(**{**row, "input": json.loads(row["input"])})
@@ -115,13 +74,13 @@ async def _lock_thread(conn: Conn, thread_id: str) -> str | None:
 class PostgresThreads:
     """Mixed into PostgresStore, whose connection helpers it uses (the timeout and StoreUnavailable)."""
 
-    async def _call(self, query: Query[T]) -> T:
+    async def _call(self, query: Query[T], timeout: float | None = None) -> T:
         raise NotImplementedError
 
-    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[DictRow]:
+    async def _fetch(self, sql: str, args: Params = ()) -> list[DictRow]:
         raise NotImplementedError
 
-    async def _execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+    async def _execute(self, sql: str, args: Params = ()) -> int:
         raise NotImplementedError
 
     async def create_thread(self, thread_id: str, metadata: dict[str, Any]) -> Run:
@@ -148,21 +107,6 @@ class PostgresThreads:
                 )
                 updated = await cur.fetchone()
                 return None if updated is None else thread(updated)
-
-        return await self._call(query)
-
-    async def delete_thread(self, thread_id: str) -> bool:
-        async def query(conn: Conn) -> bool:
-            async with conn.transaction():
-                # The thread's row first: an add_run or next_run holding its lock finishes before.
-                deleted = await conn.execute("DELETE FROM runs WHERE thread_id = %s", (thread_id,))
-                await conn.execute(
-                    "DELETE FROM run_events WHERE run_id IN (SELECT run_id FROM thread_runs WHERE thread_id = %s)",
-                    (thread_id,),
-                )
-                for table in THREAD_TABLES:
-                    await conn.execute(f"DELETE FROM {table} WHERE thread_id = %s", (thread_id,))  # noqa: S608
-            return deleted.rowcount > 0
 
         return await self._call(query)
 

@@ -28,84 +28,10 @@ from app.store.base import (
     approval_row,
 )
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
-from app.store.sqlite_threads import INSERT_RUN, THREADS_SCHEMA, SqliteThreads, migrate, run_row
+from app.store.sqlite_lifecycle import SqliteLifecycle
+from app.store.sqlite_schema import migrate
+from app.store.sqlite_threads import INSERT_RUN, SqliteThreads, run_row
 from app.store.urls import private_file, sqlite_path
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    thread_id TEXT PRIMARY KEY,
-    workflow TEXT NOT NULL,
-    status TEXT NOT NULL,
-    input TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    error TEXT,
-    metadata TEXT NOT NULL DEFAULT '{}',
-    run_id TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at DESC, thread_id DESC);
-CREATE TABLE IF NOT EXISTS decisions (
-    thread_id TEXT NOT NULL,
-    interrupt_id TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    comment TEXT,
-    decided_at TEXT NOT NULL,
-    decided_by TEXT,
-    data TEXT
-);
-CREATE TABLE IF NOT EXISTS leases (
-    thread_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    expires REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    digest TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    source TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    created_by TEXT,
-    revoked_at TEXT,
-    revoked_by TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS tokens_live_name ON tokens (name) WHERE revoked_at IS NULL;
-CREATE TABLE IF NOT EXISTS approvals (
-    thread_id TEXT NOT NULL,
-    interrupt_id TEXT NOT NULL,
-    workflow TEXT NOT NULL,
-    value TEXT NOT NULL,
-    waiting_since TEXT NOT NULL,
-    deadline REAL,
-    default_action TEXT,
-    PRIMARY KEY (thread_id, interrupt_id)
-);
-CREATE INDEX IF NOT EXISTS approvals_waiting ON approvals (waiting_since, thread_id, interrupt_id);
-CREATE INDEX IF NOT EXISTS approvals_deadline ON approvals (deadline) WHERE deadline IS NOT NULL;
-CREATE TABLE IF NOT EXISTS logs (
-    thread_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    level TEXT NOT NULL,
-    text TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    PRIMARY KEY (thread_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    id TEXT PRIMARY KEY,
-    hook TEXT NOT NULL,
-    event TEXT NOT NULL,
-    thread_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    node TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    status_code INTEGER,
-    error TEXT,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_created ON webhook_deliveries (created_at DESC, id DESC);
-CREATE INDEX IF NOT EXISTS webhook_deliveries_pending ON webhook_deliveries (node, state);
-"""
 
 
 def _run(row: sqlite3.Row) -> Run:
@@ -131,7 +57,7 @@ def _guard() -> Iterator[None]:
         raise StoreUnavailable(f"store unavailable: {exc}") from exc
 
 
-class SqliteStore(SqliteThreads):
+class SqliteStore(SqliteThreads, SqliteLifecycle):
     """Every coroutine shares one connection: a write waits while a transaction is open on it,
     so no other write can slip into the transaction and be rolled back with it. Reads do not
     wait, so a read during a transaction sees its uncommitted rows."""
@@ -149,8 +75,7 @@ class SqliteStore(SqliteThreads):
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
-            await migrate(db)
-            await db.executescript(SCHEMA + THREADS_SCHEMA)
+            await migrate(db, path)
             yield cls(db)
 
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -403,12 +328,15 @@ class SqliteStore(SqliteThreads):
             where.append("a.thread_id = ?")
             args.append(thread_id)
         after = APPROVALS.after(cursor)
-        base = f"FROM approvals a JOIN runs r USING (thread_id) WHERE {' AND '.join(where)}"
-        [(total,)] = await self._fetch(f"SELECT count(*) {base}", args)
+        join = "approvals a {} runs r USING (thread_id) WHERE " + " AND ".join(where)
+        [(total,)] = await self._fetch(f"SELECT count(*) FROM {join.format('JOIN')}", args)
         if after:
-            base += " AND (a.waiting_since, a.thread_id, a.interrupt_id) > (?, ?, ?)"
+            join += " AND (a.waiting_since, a.thread_id, a.interrupt_id) > (?, ?, ?)"
             args += after
-        sql = f"SELECT a.* {base} ORDER BY a.waiting_since, a.thread_id, a.interrupt_id LIMIT ?"
+        # CROSS JOIN keeps approvals the outer loop: read in the index's order, the page stops after
+        # `limit` rows instead of sorting every waiting approval (6 ms at 10,000, 0.1 ms this way).
+        order = "ORDER BY a.waiting_since, a.thread_id, a.interrupt_id LIMIT ?"
+        sql = f"SELECT a.* FROM {join.format('CROSS JOIN')} {order}"
         rows = [_approval(r) for r in await self._fetch(sql, [*args, limit + 1])]
         approvals, next_cursor = APPROVALS.page(rows, limit)
         return ApprovalPage(approvals, total, next_cursor)

@@ -15,40 +15,7 @@ from app.errors import NotFound, ThreadBusy, ThreadExists
 from app.names import now_iso
 from app.store.base import Run, RunEvent, ThreadRun, run_row
 
-THREADS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS thread_runs (
-    run_id TEXT PRIMARY KEY,
-    thread_id TEXT NOT NULL,
-    assistant_id TEXT NOT NULL,
-    workflow TEXT NOT NULL,
-    status TEXT NOT NULL,
-    kwargs TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    multitask_strategy TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS thread_runs_thread ON thread_runs (thread_id, status);
-CREATE TABLE IF NOT EXISTS run_events (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-"""
 INSERT_RUN = "INSERT INTO thread_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-# Every table that names a thread, for deleting one.
-THREAD_TABLES = ("runs", "decisions", "leases", "approvals", "logs", "thread_runs")
-
-
-async def migrate(db: aiosqlite.Connection) -> None:
-    """Stores made before threads held many runs lack two columns of `runs`."""
-    columns = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(runs)")}
-    if columns and "metadata" not in columns:
-        await db.execute("ALTER TABLE runs ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'")
-    if columns and "run_id" not in columns:
-        await db.execute("ALTER TABLE runs ADD COLUMN run_id TEXT")
 
 
 def _thread_run(row: sqlite3.Row) -> ThreadRun:
@@ -93,18 +60,6 @@ class SqliteThreads:
     async def _update_returning(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
         async with self._transaction() as db:
             return list(await db.execute_fetchall(sql, args))
-
-    async def delete_thread(self, thread_id: str) -> bool:
-        async with self._transaction() as db:
-            await db.execute(
-                "DELETE FROM run_events WHERE run_id IN (SELECT run_id FROM thread_runs WHERE thread_id = ?)",
-                (thread_id,),
-            )
-            deleted = False
-            for table in THREAD_TABLES:
-                cur = await db.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))  # noqa: S608
-                deleted = deleted or (table == "runs" and cur.rowcount > 0)
-        return deleted
 
     async def search_threads(
         self,

@@ -173,7 +173,7 @@ async def _submit_stateless(request: web.Request) -> tuple[ThreadRun, bool]:
 
 async def _delete_after(request: web.Request, run: ThreadRun) -> None:
     with contextlib.suppress(Exception):
-        await request.app[runs_key].delete_thread(run.thread_id)
+        await request.app[runs_key].delete_thread(run.thread_id, by=request[token_key].name)
 
 
 async def _run(request: web.Request) -> ThreadRun:

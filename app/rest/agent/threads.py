@@ -13,6 +13,7 @@ from app.keys import services_key
 from app.rest.agent import schemas as s
 from app.rest.agent import views
 from app.rest.keys import runs_key
+from app.rest.middlewares import token_key
 from app.rest.parsing import json_body, thread_id
 from app.runs.events import to_json
 from app.runs.jobs import thread_config
@@ -123,7 +124,7 @@ async def patch_thread(request: web.Request) -> web.Response:
 
 
 async def delete_thread(request: web.Request) -> web.Response:
-    await request.app[runs_key].delete_thread(thread_id(request))
+    await request.app[runs_key].delete_thread(thread_id(request), by=request[token_key].name)
     return web.Response(status=204)
 
 
