@@ -50,8 +50,13 @@ lint: venv
 packages:
 	@scripts/ensure-packages.sh
 
+# The realtime and delivery tests once more with realtime.fast_path off: the libraries' own path.
+LIBRARY_PATH_TESTS := tests/test_delivery.py tests/test_subscriptions.py tests/test_node_client.py \
+	tests/test_security_realtime.py tests/test_limits.py tests/test_slow_consumer.py tests/test_auth.py
+
 test: packages venv node ui lint
 	$(BIN)/python -m pytest -m "not long and not soak"
+	BEACON_TEST_FAST_PATH=off $(BIN)/python -m pytest -m "not long and not soak and not fast_path" $(LIBRARY_PATH_TESTS)
 
 test-long: packages venv node
 	$(BIN)/python -m pytest -m "long and not soak"

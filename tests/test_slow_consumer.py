@@ -89,6 +89,7 @@ async def stats(beacon: Beacon) -> dict[str, Any]:
         return dict(await resp.json())
 
 
+@pytest.mark.fast_path  # the skipping and `dropped` notices are the fan-out's direct writes
 async def test_a_client_that_stops_reading_is_skipped_then_told(tmp_path: Path, connect: ClientFactory) -> None:
     cfg = make_config(tmp_path, **{"realtime.send_buffer_bytes": LIMIT, "realtime.ping_interval": 120.0})
     async with running_beacon(cfg) as beacon, stalled(beacon.running.realtime_port) as slow:
