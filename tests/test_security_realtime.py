@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import AUTH_HEADER, TOKEN, Beacon, eventually, make_config, running_beacon
+from conftest import AUTH_HEADER, TOKEN, Beacon, Client, ClientFactory, eventually, make_config, running_beacon
 from test_websocket import Raw, client_frame
 
 POLLING = "/socket.io/?EIO=4&transport=polling"
@@ -227,3 +227,24 @@ async def test_s25_connect_to_the_root_namespace_is_refused(beacon: Beacon) -> N
     assert reply.startswith("44{"), reply
     assert "message" in json.loads(reply[2:])
     raw.close()
+
+
+async def test_s26_the_live_stream_carries_a_tracebacks_last_line_only(beacon: Beacon, connect: ClientFactory) -> None:
+    # /logs is open to viewers: a traceback's internal paths stay in the REST logs, for operators.
+    live = await connect(beacon.realtime, ("/logs",))
+    thread_id = await beacon.start("deploy", {"step_delay": 0, "fail_at": "verify"})
+    await beacon.wait_status(thread_id, "waiting_approval")
+    await beacon.call("POST", f"/approve/{thread_id}", {"decision": "approve"})
+    await beacon.wait_status(thread_id, "failed")
+
+    def failed_line(client: Client) -> str | None:
+        return next((line["text"] for line in client.logs if line["text"].startswith("run failed")), None)
+
+    text = await eventually(lambda: failed_line(live), 10)
+    status, page = await beacon.call("GET", f"/admin/runs/{thread_id}/logs")  # an admin: the whole traceback
+    [full] = [line["text"] for line in page["lines"] if line["text"].startswith("run failed")]
+    assert "Traceback (most recent call last)" in full and "Traceback" not in text and 'File "' not in text
+    assert text.splitlines()[-1] == full.splitlines()[-1]
+    replaying = await connect(beacon.realtime, ("/logs",))
+    assert (await replaying.subscribe(thread_id, since=0))["replayed"] > 0
+    assert await eventually(lambda: failed_line(replaying), 10) == text

@@ -15,6 +15,7 @@ from app.pubsub import Bus
 from app.realtime.fanout import Fanout
 from app.realtime.namespaces import FIREHOSE
 from app.realtime.subscriptions import Subscriptions
+from app.store.logtext import log_line_for
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ class Bridge:
         async with self.bus.subscribe(LOGS_CHANNEL) as queue:
             async for message in queue:
                 try:
-                    lines = orjson.loads(message.data)
+                    # A traceback's internal paths are for operators (REST logs); /logs is open to viewers.
+                    lines = [log_line_for(line, full=False) for line in orjson.loads(message.data)]
                     # The whole batch to the firehose at once (one write per client), then to subscribers.
                     await self.fanout.broadcast(lines, FIREHOSE)
                     try:

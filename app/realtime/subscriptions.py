@@ -12,6 +12,7 @@ from typing import Any
 from app.background import Tasks
 from app.names import LEVELS
 from app.store import LogLine, Store
+from app.store.logtext import log_line_for
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +143,8 @@ class Subscriptions:
             page = await self._store.get_logs(sub.thread_id, after=sub.last_seq, limit=min(PAGE, upto - sub.last_seq))
             if not page:
                 break
-            for line in page:
-                sent += await self._send(sub, line, replaying=True)
+            for line in page:  # as the live stream carries it: a traceback's last line only
+                sent += await self._send(sub, log_line_for(line, full=False), replaying=True)
         return sent
 
     async def _finish_replay(self, sub: Subscription, fill: bool = True) -> None:

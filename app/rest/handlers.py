@@ -13,6 +13,7 @@ from app.rest.keys import probe_key, runs_key
 from app.rest.middlewares import token_key
 from app.rest.parsing import cursor_errors, json_body, query, thread_id
 from app.runs.manager import Answer
+from app.store.logtext import log_line_for
 
 # Schema instances are reused: they hold no per-request state.
 START = schemas.StartRequest()
@@ -96,7 +97,7 @@ async def logs(request: web.Request) -> web.Response:
     last = max(await store.last_seq(tid), lines[-1]["seq"] if lines else 0)
     next_after = lines[-1]["seq"] if more else None
     full = request[token_key].allows("operator")
-    shown = [views.log_line_for(line, full) for line in lines]
+    shown = [log_line_for(line, full) for line in lines]
     return web.json_response({"thread_id": tid, "lines": shown, "last_seq": last, "next_after": next_after})
 
 

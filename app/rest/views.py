@@ -8,9 +8,8 @@ from langgraph.types import StateSnapshot
 
 from app.rest import schemas
 from app.runs.manager import Snapshot
-from app.store import Approval, Decision, LogLine
+from app.store import Approval, Decision
 
-TRACEBACK = "\nTraceback (most recent call last):\n"
 STATUS = schemas.Status()
 HISTORY = schemas.History()
 APPROVED = schemas.ApproveResponse()
@@ -71,14 +70,3 @@ def _checkpoint(snap: StateSnapshot) -> dict[str, Any]:
         "next": snap.next,
         "values": snap.values,
     }
-
-
-def log_line_for(line: LogLine, full: bool) -> LogLine:
-    """A stored log line as a caller sees it: a traceback (internal paths, source lines) only for
-    operators and admins (`full`); viewers get the message and the exception's own line."""
-    text = line["text"]
-    if full or TRACEBACK not in text:
-        return line
-    head, _, trace = text.partition(TRACEBACK)
-    last = next((ln for ln in reversed(trace.splitlines()) if ln and not ln.startswith(" ")), "")
-    return {**line, "text": f"{head}\n{last}" if last else head}
