@@ -1,4 +1,4 @@
-"""How a listener accepts connections: its own first protocol, and a deadline for every request head.
+"""A deadline for every request head, on both listeners.
 
 aiohttp bounds the idle time between requests (keep-alive) but not how long a request head may
 take to arrive: a client sending one header line every few seconds holds a connection forever.
@@ -96,26 +96,3 @@ class HeadTimers:
                     timer.finished()
 
         return head_done
-
-
-class Site(web.TCPSite):
-    """aiohttp's TCPSite, with every connection starting at `protocol` (which may hand it to aiohttp)."""
-
-    def __init__(
-        self, runner: web.BaseRunner, protocol: Callable[[], asyncio.Protocol], host: str, port: int, **kwargs: Any
-    ) -> None:
-        super().__init__(runner, host, port, **kwargs)
-        self.protocol = protocol
-
-    async def start(self) -> None:
-        await web.BaseSite.start(self)
-        self._server = await asyncio.get_running_loop().create_server(
-            self.protocol,
-            self._host,
-            self._port,
-            ssl=self._ssl_context,
-            backlog=self._backlog,
-            reuse_address=self._reuse_address,
-            reuse_port=self._reuse_port,
-        )
-        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port

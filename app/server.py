@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from app.config import MODES, Config, ConfigError
-from app.http_server import Runner
 from app.keys import head_timers_key
-from app.listener import Site
 from app.realtime.app import create_realtime_app
+from app.realtime.hooks.aiohttp import Runner, Site
 from app.realtime.keys import front_key
 from app.services import Services, open_services
 
@@ -33,11 +32,9 @@ class Running:
 
 
 def _bound_port(runner: web.AppRunner) -> int:
-    for site in runner.sites:
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            return int(server.sockets[0].getsockname()[1])
-    raise RuntimeError("listener has no bound socket")
+    if not runner.addresses:
+        raise RuntimeError("listener has no bound socket")
+    return int(runner.addresses[0][1])
 
 
 async def _start(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -11,7 +11,8 @@ import pytest
 from conftest import TOKEN, Beacon, ClientFactory, eventually, make_config, running_beacon
 from socketio import packet as sio_packet
 
-from app.realtime import engineio_server, websocket
+from app.realtime.hooks import engineio as engineio_server
+from app.realtime.hooks import websocket
 
 
 async def stats(beacon: Beacon) -> dict[str, Any]:

@@ -14,11 +14,11 @@ from conftest import ClientFactory, eventually
 from test_slow_consumer import StalledClient
 
 from app.background import background
-from app.listener import Site
 from app.metrics import Metrics
-from app.realtime.app import Server
-from app.realtime.fanout import MAX_NOTICES, Fanout, _Lag
-from app.realtime.websocket import Front
+from app.realtime.hooks.aiohttp import Site
+from app.realtime.hooks.fanout import MAX_NOTICES, Fanout, _Lag
+from app.realtime.hooks.socketio import Server
+from app.realtime.hooks.websocket import Front
 from app.store import LogLine
 
 ROOM = "firehose"

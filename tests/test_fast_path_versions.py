@@ -6,8 +6,8 @@ import importlib.metadata
 
 import socketio
 
-from app.realtime.app import Server
-from app.realtime.engineio_server import TESTED, EngineIO
+from app.realtime.hooks.engineio import TESTED, EngineIO
+from app.realtime.hooks.socketio import Server
 
 
 def test_the_fast_path_is_on_for_the_installed_versions() -> None:

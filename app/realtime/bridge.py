@@ -12,7 +12,7 @@ import socketio
 from app.metrics import Metrics
 from app.names import ADMIN_CHANNEL, LOGS_CHANNEL
 from app.pubsub import Bus
-from app.realtime.fanout import Fanout
+from app.realtime.hooks.fanout import Fanout
 from app.realtime.namespaces import FIREHOSE
 from app.realtime.subscriptions import Subscriptions
 from app.store.logtext import log_line_for

@@ -10,9 +10,9 @@ from aiohttp import web
 from app.auth import Auth, Denied, request_secret
 from app.keys import services_key, started_key
 from app.origins import Origins
-from app.realtime.engineio_server import EngineIO
+from app.realtime.hooks.engineio import EngineIO
+from app.realtime.hooks.websocket import Conn
 from app.realtime.keys import admin_ns_key, bridge_key, logs_ns_key, sio_key
-from app.realtime.websocket import Conn
 
 
 def _port(request: web.Request) -> int:
@@ -86,7 +86,7 @@ def _websockets(eio: EngineIO) -> dict[str, int]:
     return {
         "direct": direct,
         "library": len(eio.wires) - direct,
-        "engineio_sockets": len(eio.sockets),  # every transport, open or closing
+        "engineio_sockets": eio.socket_count(),  # every transport, open or closing
         "pings_scheduled": len(eio.pings),
     }
 

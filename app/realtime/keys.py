@@ -6,8 +6,8 @@ import socketio
 from aiohttp import web
 
 from app.realtime.bridge import Bridge
+from app.realtime.hooks.websocket import Front
 from app.realtime.namespaces import AdminNamespace, LogsNamespace
-from app.realtime.websocket import Front
 
 sio_key = web.AppKey("sio", socketio.AsyncServer)
 logs_ns_key = web.AppKey("logs_ns", LogsNamespace)

@@ -16,6 +16,7 @@ from marshmallow import ValidationError
 
 from app.auth import Auth, Denied, Token, request_secret
 from app.errors import BeaconError
+from app.keys import config_key
 from app.metrics import Metrics
 from app.names import SECURITY_HEADERS
 from app.origins import Origins
@@ -94,7 +95,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         if exc.status == 413:
-            message = f"request body is larger than {request.app._client_max_size} bytes"
+            message = f"request body is larger than {request.app[config_key].rest.max_body_bytes} bytes"
         else:
             message = exc.reason
         return error_response(request, exc.status, HTTP_CODES.get(exc.status, "http_error"), message, headers=headers)

@@ -1,11 +1,18 @@
-"""aiohttp's HTTP server as both listeners run it: no version banner, and a request its parser
-refuses gets a JSON error that echoes nothing of it (aiohttp's own text/plain answer quotes the
-offending line, a bearer token included). Written against aiohttp 3.14: it replaces
-`AppRunner._make_server` and `RequestHandler.handle_error`; a later aiohttp keeps the public
-path working (TCPSite over `runner.server`)."""
+"""aiohttp's HTTP server as both listeners run it. Written against aiohttp 3.14.5.
+
+- `Runner`: no version banner, and a request its parser refuses gets a JSON error that echoes
+  nothing of it (aiohttp's own text/plain answer quotes the offending line, a bearer token
+  included). It replaces `AppRunner._make_server` and `RequestHandler.handle_error` and reads
+  `web.Server`'s `_loop` and `_kwargs`.
+- `Site`: a TCPSite whose connections start at a protocol of ours (it sets the `_server` and
+  `_bound_port` fields `TCPSite.start` would, from `_host`, `_port`, `_ssl_context`, `_backlog`,
+  `_reuse_address`, `_reuse_port`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -57,3 +64,26 @@ class Runner(web.AppRunner):
             loop=made._loop,
             **made._kwargs,
         )
+
+
+class Site(web.TCPSite):
+    """aiohttp's TCPSite, with every connection starting at `protocol` (which may hand it to aiohttp)."""
+
+    def __init__(
+        self, runner: web.BaseRunner, protocol: Callable[[], asyncio.Protocol], host: str, port: int, **kwargs: Any
+    ) -> None:
+        super().__init__(runner, host, port, **kwargs)
+        self.protocol = protocol
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        self._server = await asyncio.get_running_loop().create_server(
+            self.protocol,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port

@@ -19,8 +19,9 @@ replay, which the client asked for, waits up to REPLAY_WAIT for room instead of 
 client that stops reading altogether is disconnected by Engine.IO's ping timeout, or sooner by its
 `Conn` once `hard_limit` bytes wait.
 
-Direct writes go to `eio.wires` (see engineio_server.py); with library versions other than the tested
-ones there are none, and every send takes the plain library path, unbounded as before.
+Direct writes go to `eio.wires` (see engineio.py); written against python-engineio 4.15.1 and
+python-socketio 5.18.1 (its socket fields and queues). With other versions, or realtime.fast_path off,
+there are no wires, and every send takes the plain library path, unbounded as before.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from app.metrics import Metrics
-from app.realtime.engineio_server import EngineIO, Wire
-from app.realtime.websocket import text_frame
+from app.realtime.hooks.engineio import EngineIO, Wire, queued_bytes
+from app.realtime.hooks.websocket import text_frame
 from app.store import LogLine
 
 logger = logging.getLogger(__name__)
@@ -238,11 +239,9 @@ class Fanout:
 
         Many packets alone is not slowness: the writer may just not have had its turn yet.
         """
-        queue = socket.queue
-        if queue.qsize() * share <= self.max_queue:
+        if socket.queue.qsize() * share <= self.max_queue:
             return False
-        size = sum(len(p.data) for p in queue._queue if isinstance(p.data, (str, bytes)))
-        return size * share > self.limit
+        return queued_bytes(socket) * share > self.limit
 
     async def run_notices(self) -> None:
         """Tell drained clients what they missed even when no new line comes to carry the news."""

@@ -33,7 +33,7 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 from engineio.async_socket import AsyncSocket
 
 from app.background import cancel
-from app.realtime import websocket
+from app.realtime.hooks import websocket
 
 logger = logging.getLogger(__name__)
 
@@ -261,6 +261,11 @@ async def _accept_and_close(request: Any) -> Any:
     return ws
 
 
+def queued_bytes(socket: AsyncSocket) -> int:
+    """The text and binary bytes waiting in a socket's asyncio.Queue (its `_queue` deque)."""
+    return sum(len(p.data) for p in socket.queue._queue if isinstance(p.data, (str, bytes)))
+
+
 def end_websocket(socket: AsyncSocket) -> None:
     """Close a closed socket's websocket on the library's handler (a Conn closes its own).
 
@@ -293,6 +298,9 @@ class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
             }
         elif fast_path:
             logger.warning("Engine.IO on the library's own path (a task per socket and ping): %s", self.why_not)
+
+    def socket_count(self) -> int:
+        return len(self.sockets)
 
     @property
     def lean(self) -> bool:
