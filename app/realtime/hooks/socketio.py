@@ -21,6 +21,7 @@ from socketio import packet as socketio_packet
 from app.realtime.hooks.engineio import EngineIO
 
 # What a client may send (Socket.IO v5): CONNECT, DISCONNECT, EVENT, ACK and their binary forms.
+JOIN_TIMER = "beacon.join_timer"  # environ key: the connect_timeout check of a new connection
 ACCEPTED_PACKETS = frozenset(
     (
         socketio_packet.CONNECT,
@@ -43,7 +44,8 @@ class Server(socketio.AsyncServer):
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> None:
         await super()._handle_eio_connect(eio_sid, environ)
-        asyncio.get_running_loop().call_later(self.connect_timeout, self._check_joined, eio_sid, environ)
+        loop = asyncio.get_running_loop()
+        environ[JOIN_TIMER] = loop.call_later(self.connect_timeout, self._check_joined, eio_sid, environ)
 
     def _check_joined(self, eio_sid: str, environ: dict[str, Any]) -> None:
         """A connection that joined no namespace in time holds a socket for nothing: close it."""
@@ -65,6 +67,11 @@ class Server(socketio.AsyncServer):
             await self._send_packet(eio_sid, pkt)
             return
         await super()._handle_connect(eio_sid, namespace, data)
+        environ = self.environ.get(eio_sid)
+        if environ is not None and self.manager.sid_from_eio_sid(eio_sid, namespace or "/"):
+            timer = environ.pop(JOIN_TIMER, None)  # joined: cancelled, so idle sockets hold no timer
+            if timer is not None:
+                timer.cancel()
 
     async def _handle_eio_message(self, eio_sid: str, data: object) -> None:
         # Decoded here first, so that a packet the library cannot read closes its connection with
