@@ -94,4 +94,6 @@ async def serve(cfg: Config, mode: str = "all") -> AsyncIterator[Running]:
                 await services.runs.drain(cfg.runs.grace_period)  # leases still renewed meanwhile
                 await services.runs.release_all()
             await background.aclose()
-            await asyncio.gather(*(r.cleanup() for r in runners), return_exceptions=True)
+            for failed in await asyncio.gather(*(r.cleanup() for r in runners), return_exceptions=True):
+                if isinstance(failed, Exception):  # the other listener still gets its cleanup
+                    logger.error("a listener's cleanup failed", exc_info=failed)

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import eventually
+from conftest import eventually, make_config
 from test_restart import BeaconProcess, beacon_proc  # noqa: F401 (a fixture)
 from test_run_engine import Paused
 
 from app.pubsub import Bus, create_backend
 from app.pubsub.outbox import Outbox
 from app.runs.logsink import LogSink
+from app.server import serve
 from app.store import open_store
 
 LINES = 5000  # five of the SQLite store's 1,000-row statements, each awaited in turn
@@ -144,3 +145,13 @@ async def test_a_third_signal_exits_without_waiting(exits: list[int], held: Held
     assert exits == [1]
     held.release.set()  # the second signal's exit, still waiting, ends too
     await eventually(lambda: exits == [1, 1], 1)
+
+
+async def test_a_quiet_shutdown_cleans_up_both_listeners(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # No client ever connected: python-engineio's disconnect() of no sockets raised ValueError, which
+    # ended the realtime app's shutdown before its cleanup (its background tasks were left running).
+    async with serve(make_config(tmp_path)) as running:
+        assert running.realtime_port and running.rest_port
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    leftover = [t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert not [name for name in leftover if name.startswith(("bridge_", "fanout_"))], leftover

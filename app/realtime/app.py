@@ -60,8 +60,10 @@ async def disconnect_clients(app: web.Application) -> None:
                 await sio.disconnect(sid, namespace=ns.namespace)
     # Close the Engine.IO transports too, so no websocket handler lingers. Bounded: closing a polling
     # socket whose client went away (a page left mid-handshake) waits for a poll that never comes.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(sio.eio.disconnect(), 2.0)
+    # python-engineio's disconnect() of no sockets raises ValueError (asyncio.wait of nothing).
+    if sio.eio.socket_count():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(sio.eio.disconnect(), 2.0)
     await sio.shutdown()
     front = app.get(front_key)
     if front is not None:
