@@ -46,7 +46,7 @@ class Listener:
 async def listener(request: pytest.FixtureRequest) -> AsyncIterator[Listener]:
     """Beacon's Socket.IO server, Engine.IO and websocket front on port 0, with a Fanout of the given bound."""
     limit = getattr(request, "param", 1 << 20)
-    sio = Server(async_mode="aiohttp", logger=False, engineio_logger=False)
+    sio = Server(async_mode="aiohttp", send_limit=limit, logger=False, engineio_logger=False)
     app = web.Application()
     sio.attach(app)
     sio.register_namespace(Logs("/logs"))
@@ -58,7 +58,7 @@ async def listener(request: pytest.FixtureRequest) -> AsyncIterator[Listener]:
     site = Site(runner, front.protocol, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    fanout = Fanout(sio, Metrics(), limit=limit)
+    fanout = Fanout(sio, Metrics())
     assert fanout.enabled, "the tested library versions: the fast path is on"
     try:
         yield Listener(sio, fanout, port)
@@ -99,6 +99,31 @@ async def test_a_batch_is_encoded_once_for_every_client(
     await eventually(lambda: sum(len(c.logs) for c in clients) == 32, message="a client missed lines")
     assert sorted(c.logs for c in clients) == sorted([batch, batch, [*batch, *batch[:2]]])  # each in order
     assert fanout.direct == 3 * 10 + 2 and fanout.queued == 0 and fanout.dropped == 0
+
+
+async def test_back_pressure_comes_from_the_transport_not_from_asking_its_size(
+    listener: Listener, connect: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clients = [await connect(listener.url, ("/logs",), transports=["websocket"]) for _ in range(3)]
+    wires = list(listener.sio.eio.wires.values())
+    assert len(wires) == 3
+    limit = listener.sio.eio.send_limit
+    # The transport pauses its protocol past the fan-out's bound and resumes it under a quarter.
+    assert {w.transport.get_write_buffer_limits() for w in wires} == {(limit // 4, limit)}
+    sized: list[int] = []
+    transport_type = type(wires[0].transport)
+    size = transport_type.get_write_buffer_size
+
+    def counting(self: Any) -> int:
+        sized.append(1)
+        return int(size(self))
+
+    monkeypatch.setattr(transport_type, "get_write_buffer_size", counting)
+    for seq in range(1, 51):
+        await listener.fanout.broadcast([line(seq)], ROOM)
+        listener.fanout.end_batch()
+    await eventually(lambda: all(len(c.logs) == 50 for c in clients), message="a client missed lines")
+    assert sized == []  # nothing on the way asked a transport how much it holds
 
 
 @pytest.mark.parametrize("listener", [256 * 1024], indirect=True)

@@ -85,6 +85,7 @@ def create_realtime_app(services: Services) -> web.Application:
         ping_interval=cfg.ping_interval,
         ping_timeout=cfg.ping_timeout,
         max_http_buffer_size=cfg.max_message_bytes,
+        send_limit=cfg.send_buffer_bytes,
         logger=_library_logger("app.realtime.socketio"),
         engineio_logger=_library_logger("app.realtime.engineio"),
     )
@@ -93,7 +94,7 @@ def create_realtime_app(services: Services) -> web.Application:
     sio.attach(app)
     app.router.add_route("*", "/socket.io/", sio.handle_request)  # other methods: Engine.IO's 400, not 405
 
-    fanout = Fanout(sio, services.metrics, limit=cfg.send_buffer_bytes)
+    fanout = Fanout(sio, services.metrics)
     subs = Subscriptions(services.store, fanout.send, services.config.runs.replay_cap)
 
     async def disconnect(sid: str, namespace: str) -> None:

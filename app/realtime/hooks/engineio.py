@@ -38,6 +38,7 @@ from app.realtime.hooks import websocket
 logger = logging.getLogger(__name__)
 
 CHECK_SLACK = 0.05  # seconds past the ping timeout before a silent websocket is closed
+SEND_LIMIT = 1 << 20  # a websocket's transport pauses (back-pressure) past this many unsent bytes
 TESTED = {"python-engineio": ("4.15.1",), "python-socketio": ("5.18.1",)}
 
 
@@ -59,6 +60,11 @@ class Wire(Protocol):
 
     transport: Any  # asyncio.WriteTransport
 
+    @property
+    def paused(self) -> bool:
+        """The transport asked for no more writes: over `send_limit` unsent, not yet back under a quarter."""
+        ...
+
     def ready(self, socket: AsyncSocket) -> bool:
         """True when bytes written now reach the client after every packet sent before them."""
         ...
@@ -67,11 +73,18 @@ class Wire(Protocol):
 class AiohttpWire:
     """A websocket on the library's handler: direct writes only while its writer task holds nothing."""
 
-    __slots__ = ("ws", "transport")
+    __slots__ = ("ws", "transport", "protocol")
 
-    def __init__(self, ws: web.WebSocketResponse, transport: Any) -> None:
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, limit: int) -> None:
+        transport: Any = request.transport  # not None: the driver checked
+        transport.set_write_buffer_limits(high=limit, low=limit // 4)
         self.ws = ws
         self.transport = transport
+        self.protocol = request.protocol  # aiohttp's, whose pause_writing/resume_writing set `writing_paused`
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.protocol.writing_paused)
 
     def ready(self, socket: AsyncSocket) -> bool:
         if self.ws.closed or self.transport.is_closing():
@@ -97,7 +110,7 @@ class AiohttpDriver(eio_aiohttp.WebSocket):  # type: ignore[misc]
         sid = getattr(socket, "sid", None)
         wires: dict[str, Wire] = self.server.wires
         if sid is not None and request.transport is not None:
-            wires[sid] = AiohttpWire(self._sock, request.transport)
+            wires[sid] = AiohttpWire(self._sock, request, self.server.send_limit)
         try:
             await self.handler(self)
         finally:
@@ -283,8 +296,9 @@ def _expire(socket: AsyncSocket) -> None:
 
 
 class EngineIO(engineio.AsyncServer):  # type: ignore[misc]
-    def __init__(self, fast_path: bool = True, **kwargs: Any) -> None:
+    def __init__(self, fast_path: bool = True, send_limit: int = SEND_LIMIT, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.send_limit = send_limit
         self.wires: dict[str, Wire] = {}
         self.pings = Pings(self.ping_interval, self.ping_timeout)
         self.why_not = usable(self) if fast_path else "realtime.fast_path is off"

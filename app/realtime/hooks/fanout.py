@@ -8,11 +8,13 @@ write directly only when the socket's `Wire` is ready (a `websocket.Conn` writes
 straight away; on the library's handler, its writer must be parked on an empty queue); otherwise the
 packets go through the library's queue, behind the rest.
 
-Slow consumers (TESTPLAN D9): a client that still has more than `limit` unsent bytes (its transport
-buffer, what the kernel did not take; or, past `max_queue` packets, the bytes in its Engine.IO
-queue) when the next piece comes, is skipped and the lines it misses are counted per
-thread: its memory is bounded by about `limit` + one bus batch (+ the kernel's socket buffer, up to
-4 MiB on Linux, outside our RSS).
+Slow consumers (TESTPLAN D9): back-pressure comes from the transport. A websocket's transport
+pauses its protocol once more than `limit` bytes wait unsent (what the kernel did not take; the
+Engine.IO server's `send_limit`) and resumes it under a quarter of that, so a client is skipped
+while paused, and the lines it misses are counted per thread: its memory is bounded by about `limit`
++ one piece of a bus batch (+ the kernel's socket buffer, up to 4 MiB on Linux, outside our RSS).
+Where packets go through the library's queue instead (polling, an upgrade), a client is skipped past
+`max_queue` packets holding more than `limit` bytes.
 Once it is back under a quarter of the bound it first gets one `dropped` event per thread
 `{thread_id, count, first_seq, last_seq}` and can refill with `subscribe {thread_id, since}` (a
 replay, which the client asked for, waits up to REPLAY_WAIT for room instead of skipping). A
@@ -43,7 +45,6 @@ from app.store import LogLine
 
 logger = logging.getLogger(__name__)
 
-SEND_LIMIT = 1 << 20  # unsent bytes per client before its lines are skipped
 MAX_QUEUE = 1000  # packets in a socket's Engine.IO queue before its lines are skipped
 MAX_NOTICES = 100  # `dropped` events per client per drain; the rest are summed in one without thread_id
 PIECE = 256 * 1024  # a big bus batch goes out in pieces of about this size, the loop running between them
@@ -105,19 +106,18 @@ class Fanout:
         sio: socketio.AsyncServer,
         metrics: Metrics,
         namespace: str = "/logs",
-        limit: int = SEND_LIMIT,
         max_queue: int = MAX_QUEUE,
     ) -> None:
         self.sio = sio
         self.metrics = metrics
         self.namespace = namespace
-        self.limit = limit
         self.max_queue = max_queue
         self._lag: dict[str, _Lag] = {}  # namespace sid → what it missed
         self._encoded: dict[int, tuple[LogLine, _Out]] = {}  # the current batch, by id(line)
         self.direct = self.queued = self.dropped = self.notices = 0
         eio = sio.eio
         self.wires: dict[str, Wire] = eio.wires if isinstance(eio, EngineIO) else {}
+        self.limit: int = eio.send_limit if isinstance(eio, EngineIO) else 0  # bytes in a library queue
         self.enabled = isinstance(eio, EngineIO) and eio.lean
         if not self.enabled:
             logger.warning("log fan-out on the plain python-socketio path (unbounded per client)")
@@ -185,8 +185,7 @@ class Fanout:
             wire = self.wires.get(eio_sid)
             if socket is None or socket.closed:
                 return
-            unsent = wire.transport.get_write_buffer_size() if wire is not None else 0
-            if unsent * 4 <= self.limit and not self._queue_over(socket, 4):
+            if not (wire is not None and wire.paused) and not self._queue_over(socket, 4):
                 return
             await asyncio.sleep(0.05)
 
@@ -204,12 +203,10 @@ class Fanout:
         if socket is None or socket.closing or socket.closed:
             return
         wire = self.wires.get(eio_sid)
-        transport: Any = wire.transport if wire is not None else None
         lag = self._lag.get(sid)
-        # Hysteresis: a lagging client resumes under a quarter of the bound, so it does not flap.
-        share = 4 if lag is not None else 1
-        unsent = transport.get_write_buffer_size() if transport is not None else 0
-        if unsent * share > self.limit or self._queue_over(socket, share):
+        # Hysteresis: a lagging client resumes under a quarter of the bound, so it does not flap (the
+        # transport's own low-water mark is a quarter of its high one).
+        if (wire is not None and wire.paused) or self._queue_over(socket, 4 if lag is not None else 1):
             self._skip(sid, eio_sid, batch.lines)
             return
         notices: list[_Out] = []
@@ -219,9 +216,9 @@ class Fanout:
             self.notices += len(notices)
         if wire is not None and wire.ready(socket):
             if notices:
-                transport.write(b"".join(n.frame for n in notices))
+                wire.transport.write(b"".join(n.frame for n in notices))
             if batch.frames:
-                transport.write(batch.frames)
+                wire.transport.write(batch.frames)
             self.direct += len(notices) + len(batch.outs)
             return
         # The library's queue, behind whatever it holds (polling, upgrading, a busy writer).

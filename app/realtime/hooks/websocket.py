@@ -9,8 +9,9 @@ other request (health, metrics, polling, anything wsproto or this path does not 
 bytes and all, to aiohttp's own protocol for that connection, which answers as if it had read them.
 
 Bounds: the request head must arrive within `head_timeout`; a message may be at most the Engine.IO
-`max_http_buffer_size`; a client that stops reading is disconnected once `hard_limit` bytes wait
-unsent (the `/logs` fan-out skips it far earlier, at `realtime.send_buffer_bytes`).
+`max_http_buffer_size`. Back-pressure comes from the transport: past `send_limit` unsent bytes it
+calls `pause_writing` (the `/logs` fan-out then skips the client), and `resume_writing` once under a
+quarter of that; a client that stops reading is disconnected once `hard_limit` bytes wait unsent.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ class Front:
     def __init__(self, sio: Any, hard_limit: int, head_timeout: float = 15.0, path: str = "socket.io") -> None:
         self.sio = sio
         self.eio = sio.eio
+        self.send_limit: int = sio.eio.send_limit
         self.hard_limit = hard_limit
         self.head_timeout = head_timeout
         self.path = "/" + path.strip("/") + "/"
@@ -186,7 +188,7 @@ class Front:
 
 class Conn(asyncio.Protocol):
     __slots__ = ("front", "transport", "state", "raw", "hs", "ws", "socket", "parts", "size", "inbox", "worker",
-                 "timer", "warned")
+                 "timer", "warned", "paused")
 
     def __init__(self, front: Front) -> None:
         self.front = front
@@ -202,6 +204,7 @@ class Conn(asyncio.Protocol):
         self.worker: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.warned = False
+        self.paused = False  # the transport holds more than its high-water mark unsent
 
     # -- the connection
 
@@ -223,6 +226,12 @@ class Conn(asyncio.Protocol):
             self.raw += data
             if len(self.raw) > MAX_EARLY:
                 self.transport.abort()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state = CLOSED
@@ -319,6 +328,8 @@ class Conn(asyncio.Protocol):
             self._reject(Reply(400, [("Content-Type", "text/plain")], b"Bad Request: an upgrade is under way"))
             return
         self.socket = socket
+        limit = self.front.send_limit  # pause past the fan-out's bound, resume under a quarter (hysteresis)
+        self.transport.set_write_buffer_limits(high=limit, low=limit // 4)
         self.transport.write(self.hs.send(AcceptConnection(extra_headers=HEADERS)))
         self.ws, self.hs = self.hs.connection, None
         self._cancel_timer()
@@ -479,7 +490,7 @@ class Conn(asyncio.Protocol):
         self.transport.write(packet_frame(pkt))
         if pkt.packet_type == eio_packet.CLOSE:
             self.close(1000)
-        elif self.transport.get_write_buffer_size() > self.front.hard_limit:
+        elif self.paused and self.transport.get_write_buffer_size() > self.front.hard_limit:  # sized only when slow
             logger.warning(
                 "disconnecting Engine.IO socket %s: over %d bytes unsent (the client stopped reading)",
                 self.socket.sid,
