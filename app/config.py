@@ -89,6 +89,7 @@ class RealtimeConfig:
     send_buffer_bytes: int = 1048576  # unsent bytes per /logs client before its lines are skipped (`dropped`)
     head_timeout: float = 15.0  # seconds for each request head on a connection
     connect_timeout: float = 10.0  # seconds for a new Engine.IO connection to join a namespace
+    batch_interval: float = 0.01  # seconds: /logs lines arriving within it go out together (0: each at once)
     fast_path: bool = True  # Beacon's own websocket framing and fan-out (app/realtime/hooks/); off: the libraries'
 
 
@@ -304,6 +305,8 @@ def _validate(cfg: Config) -> None:
                       ("store.log_retention_days", cfg.store.log_retention_days)):
         if days < 0:
             raise ConfigError(f"{key}={days}: must not be negative (0 keeps forever)")
+    if cfg.realtime.batch_interval < 0:
+        raise ConfigError(f"realtime.batch_interval={cfg.realtime.batch_interval}: must not be negative")
     if cfg.runs.grace_period < 0:
         raise ConfigError(f"runs.grace_period={cfg.runs.grace_period}: must not be negative")
     names: set[str] = set()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +17,16 @@ from test_slow_consumer import StalledClient
 
 from app.background import background
 from app.metrics import Metrics
+from app.names import LOGS_CHANNEL
+from app.pubsub import Bus
+from app.pubsub.memory import MemoryBackend
+from app.realtime.bridge import Bridge
 from app.realtime.hooks.aiohttp import Site
 from app.realtime.hooks.fanout import MAX_NOTICES, Fanout, _Lag
 from app.realtime.hooks.socketio import Server
 from app.realtime.hooks.websocket import Front
-from app.store import LogLine
+from app.realtime.subscriptions import Subscriptions
+from app.store import LogLine, open_store
 
 ROOM = "firehose"
 
@@ -161,6 +168,48 @@ async def test_a_client_over_its_bound_is_skipped_and_then_told_exactly_what_it_
         assert (event, data["seq"]) == ("log", total + 1)
     finally:
         slow.close()
+
+
+async def test_lines_that_come_within_the_batch_interval_reach_each_client_in_one_batch(
+    listener: Listener, connect: ClientFactory, tmp_path: Path
+) -> None:
+    clients = [await connect(listener.url, ("/logs",), transports=["websocket"]) for _ in range(2)]
+    holds: list[float] = []
+    release = asyncio.Event()
+    async with Bus(MemoryBackend()) as bus, open_store(f"sqlite:///{tmp_path}/b.sqlite") as store:
+        subs = Subscriptions(store, listener.fanout.send, 100)
+        bridge = Bridge(listener.sio, bus, subs, listener.fanout, listener.fanout.metrics, batch_interval=60.0)
+        written: list[int] = []
+        broadcast = listener.fanout.broadcast
+
+        async def counting(lines: list[LogLine], room: str) -> None:
+            written.append(len(lines))
+            await broadcast(lines, room)
+
+        async def held(seconds: float) -> None:  # the pause, released by the test instead of the clock
+            holds.append(seconds)
+            await release.wait()
+
+        bridge.fanout.broadcast = counting  # type: ignore[method-assign]
+        bridge.hold = held  # type: ignore[method-assign]
+
+        async def publish(seq: int) -> None:
+            await bus.publish(LOGS_CHANNEL, json.dumps([line(seq)]))
+
+        async with background(logs=bridge.run_logs()):
+            await eventually(lambda: bool(bus.status()["subscribers"]), message="the bridge never subscribed")
+            await publish(1)  # the first line after a quiet spell goes at once
+            await eventually(lambda: all(len(c.logs) == 1 for c in clients), message="line 1 not delivered")
+            assert written == [1] and holds == []
+            await publish(2)  # within the interval: held...
+            await eventually(lambda: holds != [], message="the bridge did not hold line 2")
+            for seq in (3, 4, 5):  # ...and the lines that come meanwhile join it
+                await publish(seq)
+            await eventually(lambda: bridge.bus.status()["received"] == 5, message="the bus did not carry 3-5")
+            release.set()
+            await eventually(lambda: all(len(c.logs) == 5 for c in clients), message="lines 2-5 not delivered")
+    assert written == [1, 4] and bridge.batches == 2 and len(holds) == 1 and 0 < holds[0] <= 60.0
+    assert [[ln["seq"] for ln in c.logs] for c in clients] == [[1, 2, 3, 4, 5]] * 2
 
 
 def test_notices_are_per_thread_and_bounded() -> None:

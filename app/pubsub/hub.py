@@ -32,6 +32,10 @@ class Subscription:
     async def get(self) -> Message:
         return await self._queue.get()
 
+    def get_nowait(self) -> Message | None:
+        """The oldest waiting message, or None."""
+        return self._queue.get_nowait() if len(self._queue) else None
+
     def __aiter__(self) -> AsyncIterator[Message]:
         return self._iter()
 

@@ -116,7 +116,7 @@ def create_realtime_app(services: Services) -> web.Application:
     app[sio_key] = sio
     app[logs_ns_key] = logs_ns
     app[admin_ns_key] = admin_ns
-    app[bridge_key] = Bridge(sio, services.bus, subs, fanout, services.metrics)
+    app[bridge_key] = Bridge(sio, services.bus, subs, fanout, services.metrics, cfg.batch_interval)
     app[started_key] = time.monotonic()
     if sio.eio.lean:  # websockets on `websocket.Conn`; a client may leave 4× the fan-out's bound unsent
         app[front_key] = Front(sio, hard_limit=4 * cfg.send_buffer_bytes, head_timeout=cfg.head_timeout)

@@ -63,6 +63,7 @@ async def stats(request: web.Request) -> web.Response:
             # /logs delivery: direct frames vs the library's queue; lines skipped for clients that stopped reading
             "fanout": {
                 "fast_path": bridge.fanout.enabled,
+                "batches": bridge.batches,  # log lines go out in batches of what came within realtime.batch_interval
                 "direct_frames": bridge.fanout.direct,
                 "queued_packets": bridge.fanout.queued,
             },
