@@ -4,6 +4,7 @@ time, never a waiting or running one, and never under a subscriber's feet."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,8 +123,8 @@ async def test_retention_racing_a_subscriber_replaying_the_thread(store: Store) 
     paused = Paused(store)
     got: list[tuple[str, LogLine]] = []
 
-    async def emit(sid: str, ln: LogLine, replaying: bool) -> None:
-        got.append((sid, ln))
+    async def emit(sid: str, lines: Sequence[LogLine], replaying: bool) -> None:
+        got.extend((sid, ln) for ln in lines)
 
     subs = Subscriptions(paused, emit, 10_000)  # type: ignore[arg-type]
     live_ack = await subs.subscribe("watcher", "live", 0, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -26,15 +26,17 @@ class Client:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str, int, bool]] = []  # (sid, thread_id, seq, replaying)
+        self.sends: list[int] = []  # lines per emit call
         self.gate = asyncio.Event()
         self.gate.set()
         self.held = asyncio.Event()
 
-    async def emit(self, sid: str, line: LogLine, replaying: bool) -> None:
+    async def emit(self, sid: str, lines: Sequence[LogLine], replaying: bool) -> None:
         if replaying and not self.gate.is_set():
             self.held.set()
             await self.gate.wait()
-        self.sent.append((sid, line["thread_id"], line["seq"], replaying))
+        self.sent += [(sid, line["thread_id"], line["seq"], replaying) for line in lines]
+        self.sends.append(len(lines))
 
     def seqs(self, sid: str = "a", thread_id: str = "t") -> list[int]:
         return [seq for s, t, seq, _ in self.sent if s == sid and t == thread_id]
@@ -144,6 +146,26 @@ async def test_a_gap_on_the_live_path_is_filled_from_the_store(
     await subs.deliver(line(15))
     assert client.seqs() == [11, 12, 13, 14, 15] and client.sent[-1][3] is False
     assert subs.gaps_filled == 1
+
+
+async def test_a_bus_batch_reaches_each_subscriber_in_one_send_and_a_gap_in_it_is_filled_after(
+    store: Store, subs: Subscriptions, client: Client
+) -> None:
+    await stored(store, 1, 10)
+    await subs.subscribe("a", "t", since=None, min_level=0)
+    await subs.subscribe("b", "t", since=None, min_level=0)
+    await subs.subscribe("b", "u", since=None, min_level=0)
+    await stored(store, 11, 16)
+    await stored(store, 1, 2, thread_id="u")
+    # One bus batch: 11-13 of t, 1-2 of u, then 16 of t (14 and 15 were lost on the bus).
+    await subs.deliver(line(11), line(12), line(1, "u"), line(13), line(2, "u"), line(16))
+    assert client.sends[:3] == [3, 3, 2]  # a: 11-13; b: 11-13 of t, then 1-2 of u
+    assert client.sent[:8] == [("a", "t", seq, False) for seq in (11, 12, 13)] + [
+        ("b", "t", seq, False) for seq in (11, 12, 13)
+    ] + [("b", "u", seq, False) for seq in (1, 2)]
+    for sid in ("a", "b"):  # the gap is filled from the store, after the lines before it
+        await eventually(lambda s=sid: client.seqs(s) == list(range(11, 17)), message=f"{sid} got {client.seqs(sid)}")
+    assert subs.gaps_filled == 2
 
 
 async def test_a_level_filter_skips_lines_without_counting_them_as_gaps(

@@ -87,8 +87,7 @@ class Bridge:
         # The whole batch to the firehose at once (one write per client), then to subscribers.
         await self.fanout.broadcast(lines, FIREHOSE)
         try:
-            for line in lines:
-                await self.subs.deliver(line)
+            await self.subs.deliver(*lines)
         finally:
             self.fanout.end_batch()
         self.lines += len(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +16,9 @@ from app.store.logtext import log_line_for
 
 logger = logging.getLogger(__name__)
 
-# (sid, line, replaying): a replaying send may wait for a slow client to drain; a live one never waits.
-Emit = Callable[[str, LogLine, bool], Awaitable[None]]
+# (sid, lines, replaying): lines of one thread, in order, sent together; a replaying send may wait for
+# a slow client to drain; a live one never waits.
+Emit = Callable[[str, Sequence[LogLine], bool], Awaitable[None]]
 PAGE = 1000
 FILL_RETRIES = (0.5, 1.0, 2.0)  # seconds between tries to fill a live gap from the store
 
@@ -109,18 +110,29 @@ class Subscriptions:
         for thread_id in list(self._by_sid.get(sid, ())):
             self.remove(sid, thread_id)
 
-    async def deliver(self, line: LogLine) -> None:
-        """Hand one live line to every subscriber of its thread."""
-        for sub in tuple(self._by_thread.get(line["thread_id"], {}).values()):
-            if sub.replaying:
-                sub.backlog.append(line)
-            elif line["seq"] == sub.last_seq + 1:
-                await self._send(sub, line)
-            elif line["seq"] > sub.last_seq + 1:
-                # Lines went missing on the live path (bus outage, overflow): fetch them.
-                sub.replaying = True
-                sub.backlog.append(line)
-                self._catch_ups.spawn(self._catch_up(sub), name=f"catch-up:{sub.thread_id}")
+    async def deliver(self, *lines: LogLine) -> None:
+        """Hand live lines (a bus batch, in order) to every subscriber of their threads, each its share at once."""
+        ready: dict[Subscription, list[LogLine]] = {}
+        behind: list[Subscription] = []
+        # Decided with no await in between, so nothing changes a subscription's state under us.
+        for line in lines:
+            for sub in tuple(self._by_thread.get(line["thread_id"], {}).values()):
+                if sub.replaying:
+                    sub.backlog.append(line)
+                elif line["seq"] == sub.last_seq + 1:
+                    sub.last_seq = line["seq"]
+                    if self._wanted(sub, line):
+                        ready.setdefault(sub, []).append(line)
+                elif line["seq"] > sub.last_seq + 1:
+                    # Lines went missing on the live path (bus outage, overflow): fetch them.
+                    sub.replaying = True
+                    sub.backlog.append(line)
+                    behind.append(sub)
+        for sub, share in ready.items():
+            if sub.active:
+                await self._emit(sub.sid, share, False)
+        for sub in behind:  # after the lines before each gap are on their way
+            self._catch_ups.spawn(self._catch_up(sub), name=f"catch-up:{sub.thread_id}")
 
     async def close(self) -> None:
         await self._catch_ups.close()
@@ -162,7 +174,11 @@ class Subscriptions:
 
     async def _send(self, sub: Subscription, line: LogLine, replaying: bool = False) -> int:
         sub.last_seq = line["seq"]
-        if not sub.active or LEVELS.get(line["level"], 0) < sub.min_level:
+        if not self._wanted(sub, line):
             return 0
-        await self._emit(sub.sid, line, replaying)
+        await self._emit(sub.sid, (line,), replaying)
         return 1
+
+    @staticmethod
+    def _wanted(sub: Subscription, line: LogLine) -> bool:
+        return sub.active and LEVELS.get(line["level"], 0) >= sub.min_level

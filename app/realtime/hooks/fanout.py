@@ -165,17 +165,22 @@ class Fanout:
     def end_batch(self) -> None:
         self._encoded = {}
 
-    async def send(self, sid: str, line: LogLine, replaying: bool = False) -> None:
-        """One line to one client (subscriptions); a replay, which the client asked for, waits for room."""
+    async def send(self, sid: str, lines: Sequence[LogLine], replaying: bool = False) -> None:
+        """Lines to one client (subscriptions), in one write; a replay, which the client asked for, waits for room."""
         if not self.enabled:
-            await self.sio.emit("log", line, to=sid, namespace=self.namespace)
+            for line in lines:
+                await self.sio.emit("log", line, to=sid, namespace=self.namespace)
             return
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, self.namespace)
-        if eio_sid is not None:
+        if eio_sid is None:
+            return
+        outs = [self._line(line) for line in lines]
+        for n, piece in enumerate(self._pieces(lines, outs)):
             if replaying:
                 await self._room(eio_sid)
-            out = self._line(line)
-            await self._deliver(sid, eio_sid, _Batch([line], [out], out.frame))
+            elif n:
+                await asyncio.sleep(0)
+            await self._deliver(sid, eio_sid, piece)
 
     async def _room(self, eio_sid: str) -> None:
         """Wait (bounded) until a client is back under a quarter of its bound."""
