@@ -261,8 +261,8 @@ def drive(specs: list[dict[str, Any]], srv: bench.Server, timeout: float) -> dic
         "server_cpu_s": cpu1 - cpu0,
         "side_cpu_s": side1 - side0,
         "gen_cpu_percent": [round(100 * c / window, 1) for c in gen_cpu] if window > 0 else [],
-        # everything else on the machine in the window (other users), in % of one core
-        "others_cpu_percent": round(100 * (busy - (cpu1 - cpu0) - (side1 - side0) - sum(gen_cpu)) / window, 1)
+        # everything else on the machine in the window (other users), in % of one core; ticks make it ±
+        "others_cpu_percent": max(0.0, round(100 * (busy - (cpu1 - cpu0) - (side1 - side0) - sum(gen_cpu)) / window, 1))
         if window > 0 else None,
         "rss_bytes": rss_of(mine),
     }  # fmt: skip
