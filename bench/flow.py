@@ -139,9 +139,17 @@ class LanggraphDev(bench.Server):
         self.version = ""
 
     def argv(self) -> list[str]:
-        # in REF: langgraph dev resolves the graph paths of langgraph.json against its working directory
-        return ["env", "-C", str(REF), *self.ENV, str(LANGGRAPH), "dev", "--config", str(GRAPHS), "--no-browser",
-                "--no-reload", "--host", "127.0.0.1", "--port", str(self.rest_port)]  # fmt: skip
+        """In a directory of its own: `langgraph dev` keeps its threads in `./.langgraph_api` across restarts
+        (and loads them at start), and resolves langgraph.json's paths against its working directory, so it
+        gets the same langgraph.json with the paths made absolute."""
+        home = self.workdir / self.tag
+        home.mkdir(parents=True, exist_ok=True)
+        config = json.loads(GRAPHS.read_text())
+        config["dependencies"] = [str((REF / d).resolve()) for d in config["dependencies"]]
+        config["graphs"] = {k: str(REF / v) for k, v in config["graphs"].items()}
+        (home / "langgraph.json").write_text(json.dumps(config))
+        return ["env", "-C", str(home), *self.ENV, str(LANGGRAPH), "dev", "--config", "langgraph.json",
+                "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(self.rest_port)]  # fmt: skip
 
     def answered_port(self) -> int | None:
         """The port its banner names: it moves to another one, with a warning, when the asked one is busy."""
