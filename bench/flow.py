@@ -355,19 +355,31 @@ def measure_status(srv: bench.Server, a: argparse.Namespace) -> dict[str, Any]:
 
 
 # -- profile ---------------------------------------------------------------------------------------
+PROFILE_PASSES = {  # name: (py-spy options, what a sample is)
+    "running": ((), "a sample of every thread not waiting: a thread in a system call (SQLite's writes and fsyncs, "
+                    "the GIL hand-over) counts as running"),
+    "gil": (("--gil",), "a sample of the thread holding the GIL only: Python running, not SQLite's C code or "
+                        "system calls"),
+}  # fmt: skip
+
+
 def profile(srv: bench.Server, a: argparse.Namespace, out: Path, stamp: str) -> dict[str, Any]:
-    raw = out / f"flow-{stamp}-profile-raw.txt"
-    clients = 10
-    log(f"profile: {srv.label}, Beacon API, {clients} clients × {a.flow_profile_flows} flows under py-spy")
-    with bench.py_spy(srv.pid, raw, "--full-filenames"):
-        r = measure_flows(srv, "beacon", clients, a.flow_profile_flows, a)
-    log(f"  under py-spy: {describe(r)}")
-    title = (f"# py-spy: {srv.label}, Beacon API, {clients} clients × {a.flow_profile_flows} flows "
-             f"({r['flows']} flows, {r['flows_per_s']} flows/s under the profiler)")  # fmt: skip
+    """Two runs under py-spy: every running thread, then only the GIL's holder; one summary of both."""
+    clients, texts, passes = 10, [], {}
+    for name, (options, what) in PROFILE_PASSES.items():
+        raw = out / f"flow-{stamp}-profile-{name}.txt"
+        log(f"profile ({name}): {srv.label}, Beacon API, {clients} clients × {a.flow_profile_flows} flows, py-spy")
+        srv.settle()
+        with bench.py_spy(srv.pid, raw, "--full-filenames", *options):
+            r = measure_flows(srv, "beacon", clients, a.flow_profile_flows, a)
+        log(f"  under py-spy: {describe(r)}")
+        title = (f"# py-spy ({name}: {what}): {srv.label}, Beacon API, {clients} clients × {a.flow_profile_flows} "
+                 f"flows ({r['flows']} flows, {r['flows_per_s']} flows/s under the profiler)")  # fmt: skip
+        texts.append(profile_summary(raw, title, r["server_cpu_ms_per_flow"], r["flows"]) if raw.exists() else title)
+        passes[name] = {"run": r, "raw": str(raw)}
     summary = out / f"flow-{stamp}-profile.txt"
-    text = profile_summary(raw, title, r["server_cpu_ms_per_flow"], r["flows"]) if raw.exists() else title + "\n"
-    summary.write_text(text)
-    return {"run": r, "raw": str(raw), "summary": str(summary)}
+    summary.write_text("\n\n".join(texts))
+    return {"passes": passes, "summary": str(summary)}
 
 
 # -- the scenario ----------------------------------------------------------------------------------

@@ -70,10 +70,9 @@ def profile_summary(raw: Path, title: str, cpu_ms_per_flow: float | None, flows:
     out = [
         title,
         "",
-        f"{total} samples not waiting ({idle} more only waited: epoll, aiosqlite's queue, thread waits; left out), "
-        f"{total / 100:.1f} s at 100 Hz against {per * flows / 1000:.1f} s of server CPU in the window: a thread in "
-        "a system call (SQLite's writes, the GIL hand-over) counts as running. Percentages of the samples kept; "
-        f"ms = share × {per:.2f} ms server CPU per flow.",
+        f"{total} samples ({idle} more only waited: epoll, aiosqlite's queue, thread waits; left out), "
+        f"{total / 100:.1f} s at 100 Hz against {per * flows / 1000:.1f} s of server CPU in the window. "
+        f"Percentages of the samples kept; ms = share × {per:.2f} ms server CPU per flow.",
     ]
     for kind, label in (("package", "own"), ("function", "own"), ("function", "cumulative"), ("module", "own"),
                         ("module", "cumulative"), ("package", "cumulative")):  # fmt: skip
@@ -200,6 +199,6 @@ def render(report: dict[str, Any]) -> str:
     prof = next((s["profile"] for s in results if s.get("profile")), None)
     if prof:
         summary = Path(prof["summary"]).read_text().splitlines()
-        text += ["", f"**Profile**: `{prof['summary']}` (raw stacks `{prof['raw']}`); its top:", "", "```",
+        text += ["", f"**Profile**: `{prof['summary']}` (raw stacks beside it)", "", "```",
                  *summary, "```"]  # fmt: skip
     return "\n".join(text) + "\n"

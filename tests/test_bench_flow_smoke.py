@@ -60,9 +60,11 @@ def test_flow_on_beacon_both_stores_both_apis(tmp_path: Path) -> None:
     pg = report["servers"][1]["cases"]
     assert all(c["side_cpu_ms_per_flow"] is not None for c in pg)  # redis-server and Postgres are counted apart
     profile = report["servers"][0]["profile"]
-    assert profile["run"]["flows"] == 30 and profile["run"]["errors"] == 0
+    assert list(profile["passes"]) == ["running", "gil"]  # every thread not waiting, then the GIL's holder
+    for name, one in profile["passes"].items():
+        assert one["run"]["flows"] == 30 and one["run"]["errors"] == 0, (name, one["run"])
     summary = Path(profile["summary"]).read_text()
-    assert "## by function, own samples" in summary and "## by function, cumulative samples" in summary
+    assert summary.count("## by function, own samples") == 2 and "## by function, cumulative samples" in summary
     assert "| Beacon (SQLite, memory bus) | Beacon API | 1 |" in text
     assert "| Beacon (Postgres, Redis; rest + realtime) | Agent Server API | 3 |" in text
     assert "≤ 5 ms server CPU per flow" in text and "GET /status ≤ 0.3 ms" in text
