@@ -31,14 +31,4 @@ async def finish(state: Flow) -> dict[str, Any]:
     return {"done": True}
 
 
-def _flow() -> StateGraph[Any]:
-    g = StateGraph(Flow)
-    g.add_node("ask", ask)
-    g.add_node("finish", finish)
-    g.add_edge(START, "ask")
-    g.add_edge("ask", "finish")
-    g.add_edge("finish", END)
-    return g
-
-
-flow = _flow().compile()
+flow = StateGraph(Flow).add_sequence([ask, finish]).add_edge(START, "ask").add_edge("finish", END).compile()
