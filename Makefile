@@ -38,9 +38,18 @@ run: venv
 bench/reference_node/node_modules/.package-lock.json: bench/reference_node/package-lock.json
 	npm ci --prefix bench/reference_node --no-audit --no-fund --loglevel=error
 
+# The flow scenario's reference (bench/flow.py): `langgraph dev` in its own venv, from its lock file.
+LG_REF := bench/reference_langgraph/.venv
+
+$(LG_REF)/.installed: bench/reference_langgraph/requirements.lock
+	@test -x $(LG_REF)/bin/python || $(PYTHON) -m venv $(LG_REF)
+	$(LG_REF)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/reference_langgraph/requirements.lock
+	@touch $@
+
 # make bench: Beacon vs bare python-socketio vs Node socket.io, same client, same run (~25 min);
-# make bench BENCH_ARGS=--quick for a one-minute smoke run. Results: bench/results/
-bench: venv bench/reference_node/node_modules/.package-lock.json
+# make bench BENCH_ARGS=--quick for a one-minute smoke run; BENCH_ARGS="--scenarios flow" for
+# Beacon's runs against `langgraph dev` (a few minutes). Results: bench/results/
+bench: venv bench/reference_node/node_modules/.package-lock.json $(LG_REF)/.installed
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: venv
@@ -66,5 +75,5 @@ soak: packages venv node  ## TESTPLAN L3: 30 minutes (SOAK_SECONDS=… for less)
 
 clean:
 	rm -rf $(VENV) tests/node/node_modules admin-ui/node_modules admin-ui/.next admin-ui/out \
-		bench/reference_node/node_modules \
+		bench/reference_node/node_modules bench/reference_langgraph/.venv \
 		.pytest_cache .mypy_cache .ruff_cache

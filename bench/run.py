@@ -46,6 +46,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -500,6 +501,24 @@ def summarize(replies: list[dict], lines: int, t_trigger: float, cpu_s: float, s
     }
 
 
+@contextlib.contextmanager
+def py_spy(pid: int, out: Path, *options: str) -> Iterator[None]:
+    """`py-spy record` of `pid` while the block runs: raw (collapsed) stacks at 100 Hz into `out`."""
+    argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--format", "raw",
+            "--rate", "100", "--nonblocking", *options, "-o", str(out)]  # fmt: skip
+    spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+    time.sleep(1.0)  # let py-spy attach
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        try:
+            spy.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait(5)
+
+
 def measured_run(
     server: Server,
     gens: Generators,
@@ -512,40 +531,13 @@ def measured_run(
 ) -> dict[str, Any]:
     thread_id = f"bench-{uuid.uuid4().hex[:12]}"
     gens.expect(thread_id, lines, rate)
-    spy = None
-    if profile_to is not None:
-        spy = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "py-spy"),
-                "record",
-                "--pid",
-                str(server.pid),
-                "--format",
-                "raw",
-                "--rate",
-                "100",
-                "--nonblocking",
-                "-o",
-                str(profile_to),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
-        )
-        time.sleep(1.0)  # let py-spy attach
-    with Sampler(server.pid, gens.pids) as sampler:
-        cpu0 = server.cpu_seconds()
-        t_trigger = time.time()
-        server.trigger(thread_id, lines, size, rate)
-        replies = gens.wait(t_trigger + timeout, idle)
-        cpu = server.cpu_seconds() - cpu0
-    if spy is not None:
-        spy.send_signal(signal.SIGINT)
-        try:
-            spy.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            spy.kill()
-            spy.wait(5)
+    with py_spy(server.pid, profile_to) if profile_to else contextlib.nullcontext():
+        with Sampler(server.pid, gens.pids) as sampler:
+            cpu0 = server.cpu_seconds()
+            t_trigger = time.time()
+            server.trigger(thread_id, lines, size, rate)
+            replies = gens.wait(t_trigger + timeout, idle)
+            cpu = server.cpu_seconds() - cpu0
     result = summarize(replies, lines, t_trigger, cpu, sampler.summary())
     result["thread_id"] = thread_id
     return result
@@ -1267,7 +1259,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=csv(str),
         default=list(ALL_SCENARIOS),
         help="comma-separated; also `scale` (not in the default run): the store at --scale × 100,000 runs"
-        " and 10,000,000 log lines (bench/scale.py)",
+        " and 10,000,000 log lines (bench/scale.py); and `flow` (not in the default run either): a human-in-"
+        "the-loop flow on Beacon and `langgraph dev` (bench/flow.py, its --flow-* options below)",
     )
     p.add_argument("--scale", type=float, default=1.0, help="scale: 1 = 100,000 runs and 10,000,000 lines")
     p.add_argument("--scale-stores", type=csv(str), default=["sqlite", "postgres"], help="scale: which stores")
@@ -1326,6 +1319,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--beacon-uvloop", action="store_true", help="run Beacon on uvloop (to measure what it would gain)")
     p.add_argument("--out", default=str(BENCH / "results"), help="where the JSON and markdown go")
     p.add_argument("--keep-workdir", action="store_true", help="keep server logs and Beacon's SQLite files")
+    import flow
+
+    flow.add_arguments(p)
     args = p.parse_args(argv)
     if args.quick:
         q = {
@@ -1351,7 +1347,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = set(args.servers) - set(SERVER_LABELS)
     if unknown:
         p.error(f"unknown servers: {', '.join(sorted(unknown))}")
-    bad = set(args.scenarios) - {*ALL_SCENARIOS, "scale"}
+    bad = set(args.scenarios) - {*ALL_SCENARIOS, "scale", "flow"}
     if bad:
         p.error(f"unknown scenarios: {', '.join(sorted(bad))}")
     return args
@@ -1405,6 +1401,14 @@ def main(argv: list[str]) -> int:
         command = shlex.join([exe, "bench/run.py", *argv])
         code = scale.run(args.scale, args.scale_stores, 1 if args.quick else args.repeat, command)
         args.scenarios = [s for s in args.scenarios if s != "scale"]
+        if code or not args.scenarios:
+            return code
+    if "flow" in args.scenarios:  # a run of its own too: Beacon and `langgraph dev`, no socket.io servers
+        import flow
+
+        command = shlex.join([os.path.relpath(sys.executable, ROOT), "bench/run.py", *argv])
+        code = flow.run(args, command)
+        args.scenarios = [s for s in args.scenarios if s != "flow"]
         if code or not args.scenarios:
             return code
     if any(s == "node" for s in args.servers) and not (NODE_DIR / "node_modules" / "socket.io").is_dir():
