@@ -208,10 +208,11 @@ class Fanout:
         if socket is None or socket.closing or socket.closed:
             return
         wire = self.wires.get(eio_sid)
+        direct = wire is not None and wire.ready(socket)  # then the library's queue holds nothing
         lag = self._lag.get(sid)
         # Hysteresis: a lagging client resumes under a quarter of the bound, so it does not flap (the
         # transport's own low-water mark is a quarter of its high one).
-        if (wire is not None and wire.paused) or self._queue_over(socket, 4 if lag is not None else 1):
+        if (wire is not None and wire.paused) or (not direct and self._queue_over(socket, 4 if lag else 1)):
             self._skip(sid, eio_sid, batch.lines)
             return
         notices: list[_Out] = []
@@ -219,10 +220,11 @@ class Fanout:
             del self._lag[sid]
             notices = [self._encode("dropped", n) for n in lag.notices()]
             self.notices += len(notices)
-        if wire is not None and wire.ready(socket):
+        if direct:
+            assert wire is not None
             if notices:
-                wire.transport.write(b"".join(n.frame for n in notices))
-            if batch.frames:
+                wire.transport.write(b"".join([*(n.frame for n in notices), batch.frames]))
+            elif batch.frames:
                 wire.transport.write(batch.frames)
             self.direct += len(notices) + len(batch.outs)
             return
