@@ -1,0 +1,86 @@
+"""LangGraph's SQLite saver with one thread hop per operation.
+
+AsyncSqliteSaver (langgraph-checkpoint-sqlite 3.1) awaits aiosqlite once per cursor, execute,
+fetch, commit and close: six hops to the connection's thread for a state read, three or four
+per write. This runs the sync SqliteSaver's own methods (the same SQL, tables and commits)
+whole on one dedicated thread instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+T = TypeVar("T")
+
+
+class ThreadedSqliteSaver(SqliteSaver):
+    """Every operation on the saver's one thread: its connection is only ever used there."""
+
+    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        super().__init__(conn)
+        self._executor = executor
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(cls, path: str) -> AsyncIterator[ThreadedSqliteSaver]:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
+        loop = asyncio.get_running_loop()
+        try:
+            conn = await loop.run_in_executor(executor, lambda: sqlite3.connect(path, check_same_thread=False))
+            saver = cls(conn, executor)
+            try:
+                await saver._call(saver.setup)
+                yield saver
+            finally:
+                await loop.run_in_executor(executor, conn.close)
+        finally:
+            executor.shutdown(wait=True)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._call(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        def page() -> list[CheckpointTuple]:
+            return list(self.list(config, filter=filter, before=before, limit=limit))
+
+        for item in await self._call(page):
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._call(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
+    ) -> None:
+        await self._call(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._call(self.delete_thread, thread_id)
+
+    async def aget_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, Any]:
+        return await self._call(lambda: self.get_delta_channel_history(config=config, channels=channels))
