@@ -12,12 +12,13 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.sqlite import SqliteSaver
+
+from app.store.dbthread import DbThread
 
 T = TypeVar("T")
 
@@ -25,28 +26,27 @@ T = TypeVar("T")
 class ThreadedSqliteSaver(SqliteSaver):
     """Every operation on the saver's one thread: its connection is only ever used there."""
 
-    def __init__(self, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, conn: sqlite3.Connection, thread: DbThread) -> None:
         super().__init__(conn)
-        self._executor = executor
+        self._thread = thread
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, path: str) -> AsyncIterator[ThreadedSqliteSaver]:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
-        loop = asyncio.get_running_loop()
+        thread = DbThread("checkpoints")
         try:
-            conn = await loop.run_in_executor(executor, lambda: sqlite3.connect(path, check_same_thread=False))
-            saver = cls(conn, executor)
+            conn = await thread.call(lambda: sqlite3.connect(path, check_same_thread=False))
+            saver = cls(conn, thread)
             try:
                 await saver._call(saver.setup)
                 yield saver
             finally:
-                await loop.run_in_executor(executor, conn.close)
+                await thread.call(conn.close)
         finally:
-            executor.shutdown(wait=True)
+            await asyncio.to_thread(thread.stop)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._thread.call(fn, *args)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         return await self._call(self.get_tuple, config)
