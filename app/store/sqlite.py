@@ -22,6 +22,7 @@ from app.store.base import (
     Page,
     Run,
     ThreadRun,
+    ThreadView,
     TokenRecord,
     approval_row,
 )
@@ -200,6 +201,23 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
     async def decisions(self, thread_id: str) -> list[Decision]:
         rows = await self._fetch("SELECT * FROM decisions WHERE thread_id = ? ORDER BY decided_at", (thread_id,))
         return [_decision(row) for row in rows]
+
+    async def thread_view(self, thread_id: str) -> ThreadView | None:
+        def read(db: sqlite3.Connection) -> ThreadView | None:
+            rows = db.execute("SELECT * FROM runs WHERE thread_id = ?", (thread_id,)).fetchall()
+            if not rows:
+                return None
+            run = _run(rows[0])
+            decided = db.execute("SELECT * FROM decisions WHERE thread_id = ? ORDER BY decided_at", (thread_id,))
+            approvals = []
+            if run.status == "waiting_approval":
+                approvals = db.execute(
+                    "SELECT * FROM approvals WHERE thread_id = ? ORDER BY waiting_since, interrupt_id", (thread_id,)
+                ).fetchall()
+            return ThreadView(run, [_decision(r) for r in decided], [_approval(r) for r in approvals])
+
+        with _guard():
+            return await self._db.run(read)
 
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         # One multi-row statement per chunk is one implicit transaction: no BEGIN/COMMIT needed.
