@@ -1,9 +1,11 @@
-"""LangGraph's SQLite saver with one thread hop per operation.
+"""LangGraph's SQLite saver with one thread hop per operation, and group commits.
 
 AsyncSqliteSaver (langgraph-checkpoint-sqlite 3.1) awaits aiosqlite once per cursor, execute,
 fetch, commit and close: six hops to the connection's thread for a state read, three or four
-per write. This runs the sync SqliteSaver's own methods (the same SQL, tables and commits)
-whole on one dedicated thread instead.
+per write. This runs the sync SqliteSaver's own methods (the same SQL and tables) whole on one
+dedicated thread instead. The writes that arrive together (concurrent runs' checkpoints) commit
+together: one fsync for all of them (synchronous=FULL, as before), and none is acknowledged
+before the commit that holds it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -37,13 +39,30 @@ class ThreadedSqliteSaver(SqliteSaver):
         try:
             conn = await thread.call(lambda: sqlite3.connect(path, check_same_thread=False))
             saver = cls(conn, thread)
+            thread.after_batch = saver._commit
             try:
                 await saver._call(saver.setup)
                 yield saver
             finally:
+                thread.after_batch = None
                 await thread.call(conn.close)
         finally:
             await asyncio.to_thread(thread.stop)
+
+    @contextlib.contextmanager
+    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+        """As SqliteSaver's, without its commit: the thread commits after each batch of calls."""
+        with self.lock:
+            self.setup()
+            cur = self.conn.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def _commit(self) -> None:
+        if self.conn.in_transaction:  # what the batch wrote (Python's sqlite3 began it implicitly)
+            self.conn.commit()
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._thread.call(fn, *args)
@@ -84,3 +103,4 @@ class ThreadedSqliteSaver(SqliteSaver):
 
     async def aget_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, Any]:
         return await self._call(lambda: self.get_delta_channel_history(config=config, channels=channels))
+
