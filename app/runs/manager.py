@@ -111,14 +111,14 @@ class RunManager:
         graphs = {name: compile_graph(wf, checkpointer) for name, wf in workflows.items()}
         self.checkpointer = checkpointer
         self.events = Events(outbox)
-        self.execution = Execution(store, sink, self.events, streams, graphs, workflows, lambda: self.node)
+        self.states = States()  # threads' current snapshots, rebuilt when their checkpoint moves
+        self.execution = Execution(store, sink, self.events, streams, graphs, workflows, lambda: self.node, self.states)
         # Threads this node is about to execute (claiming the lease, flipping the status): no other
         # path of this node may start them meanwhile, and their leases are renewed like running ones.
         self._reserved: set[str] = set()
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # with the number of holders and waiters
         self._kicks = Tasks()  # queued runs started once the task before them is done
         self.started_at = now_iso()  # the default assistants' creation time
-        self.states = States()  # threads' current snapshots, rebuilt when their checkpoint moves
         self.cluster = Cluster(store, bus, self)
 
     # -- public API -------------------------------------------------------------------

@@ -15,7 +15,7 @@ from langgraph.types import StateSnapshot
 
 from app.runs.jobs import thread_config
 
-SIZE = 1024  # threads whose last snapshot is kept (bounded: not one entry per thread ever seen)
+SIZE = 256  # threads whose last snapshot is kept (bounded: not one entry per thread ever seen)
 
 
 class States:
