@@ -140,8 +140,9 @@ class Execution:
         try:
             # A resumed run streams the checkpoint it resumes from again: announce each once.
             seen = None
-            if not isinstance(payload := job.payload, dict):
-                seen = (await graph.aget_state(job.config())).config["configurable"].get("checkpoint_id")
+            if not isinstance(payload := job.payload, dict):  # the saved tuple names it: no snapshot to build
+                saved = await graph.checkpointer.aget_tuple(job.config())
+                seen = saved.config["configurable"].get("checkpoint_id") if saved else None
             async for chunk in graph.astream(
                 payload,
                 job.config(),

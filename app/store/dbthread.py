@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any, TypeVar
@@ -12,6 +13,7 @@ T = TypeVar("T")
 Call = tuple["asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 Done = list[tuple["asyncio.Future[Any]", bool, Any]]
 _STOP: list[Call] = []
+HOLD = 0.002  # seconds a finished call's answer may wait for the rest of its batch (without after_batch)
 
 
 def _settle(done: Done) -> None:
@@ -45,17 +47,24 @@ class DbThread:
     def _work(self) -> None:
         while (batch := self._queue.get()) is not _STOP:
             done: Done = []
+            loop = batch[0][0].get_loop()
+            since = time.monotonic()
             for future, fn, args in batch:
                 try:
                     done.append((future, True, fn(*args)))
                 except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
                     done.append((future, False, exc))
+                if self.after_batch is None and time.monotonic() - since > HOLD:
+                    # A slow call (a vacuum step, a large page) does not hold back what ran before it.
+                    loop.call_soon_threadsafe(_settle, done)
+                    done, since = [], time.monotonic()
             if self.after_batch is not None:
                 try:
                     self.after_batch()
                 except BaseException as exc:  # noqa: BLE001 - the batch fails as one
                     done = [(future, False, exc) for future, _, _ in batch]
-            batch[0][0].get_loop().call_soon_threadsafe(_settle, done)
+            if done:
+                loop.call_soon_threadsafe(_settle, done)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._stopped:
