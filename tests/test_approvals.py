@@ -22,7 +22,8 @@ async def test_queue_lists_pending_approvals_oldest_first_and_pages(stack_beacon
     assert await queue(beacon) == {"approvals": [], "total": 0, "next_cursor": None}
     threads = []
     for i in range(3):  # one after the other, so "oldest first" has one right answer
-        threads.append(await beacon.start("review", {"topic": f"topic {i}", "delay": 0}))
+        # A draft takes 0.3 s: a rejected run asks again only after the queue below was read.
+        threads.append(await beacon.start("review", {"topic": f"topic {i}", "delay": 0.3}))
         await beacon.wait_status(threads[-1], "waiting_approval")
     deploy = await beacon.start("deploy", {"step_delay": 0, "approval_deadline": 3600, "default_action": "approve"})
     await beacon.wait_status(deploy, "waiting_approval")

@@ -203,6 +203,23 @@ async def test_approvals_queue_deadlines_and_cleanup(store: Store) -> None:
     assert await store.due_approvals(1e12) == [] and (await store.list_approvals()).total == 0
 
 
+async def test_thread_view_reads_record_decisions_and_approvals(store: Store) -> None:
+    assert await store.thread_view("nope") is None
+    await store.create_run("t1", "review", {"x": 1})
+    await store.put_approvals("t1", [Approval("t1", "i1", "review", {"q": 1}, "2026-01-01T00:00:01+00:00")])
+    view = await store.thread_view("t1")
+    assert view is not None and view.run == await store.get_run("t1")
+    assert view.decisions == [] and view.approvals == []  # running: its row is not pending yet
+    assert await store.set_status("t1", "waiting_approval", expect=["running"])
+    view = await store.thread_view("t1")
+    assert view is not None and [a.interrupt_id for a in view.approvals] == ["i1"]
+    assert view.approvals == (await store.list_approvals(thread_id="t1")).approvals
+    decision = Decision("t1", "i1", "approve", "ok", "2026-01-01T00:00:02+00:00", "me", {"d": 2})
+    await store.record_decision(decision)
+    view = await store.thread_view("t1")
+    assert view is not None and view.decisions == [decision] == await store.decisions("t1")
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL of each backend, for tests that reach the database beside the store."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import IN_CI, ROOT, TOKEN, Beacon, make_config, need_binary, running_beacon
+from conftest import IN_CI, ROOT, TOKEN, Beacon, eventually, make_config, need_binary, running_beacon
 from faultproxy import FaultProxy
 from playwright.async_api import Browser, Locator, Page, Route, async_playwright, expect
 
@@ -120,6 +120,14 @@ async def stored_last_seq(beacon: Beacon, thread_id: str) -> int:
     status, body = await beacon.call("GET", f"/admin/runs/{thread_id}/logs?limit=1")
     assert status == 200, body
     return int(body["last_seq"])
+
+
+async def stored_after(beacon: Beacon, thread_id: str, text: str) -> int | None:
+    """The stored last seq once a line `text` is stored (the newest 100 lines are looked at)."""
+    last = await stored_last_seq(beacon, thread_id)
+    status, body = await beacon.call("GET", f"/admin/runs/{thread_id}/logs?after={max(0, last - 100)}")
+    assert status == 200, body
+    return last if any(line["text"] == text for line in body["lines"]) else None
 
 
 def conn(page: Page) -> Locator:
@@ -295,7 +303,8 @@ async def test_big_log_is_virtualized_and_filterable(ui: UI) -> None:
     total = 12_000  # more than one subscribe replays (runs.replay_cap): the rest comes over REST
     thread_id = await beacon.start("bench", {"lines": total, "size": 60, "rate": 0})
     await beacon.wait_status(thread_id, "completed", timeout=30)
-    last = await stored_last_seq(beacon, thread_id)
+    # The run's last line ("run completed") is logged after its status flips: wait until it is stored.
+    last = await eventually(lambda: stored_after(beacon, thread_id, "run completed"), 10)
     page = await ui.page()
     await page.goto(ui.url(f"/ui/run/?id={thread_id}"))
     count = page.get_by_test_id("log-count")

@@ -18,11 +18,10 @@ async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]
     """LangGraph's own saver for the store's engine; SQLite gets a file beside the store's."""
     scheme = url.split("://", 1)[0]
     if scheme == "sqlite":
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        from app.runs.sqlite_saver import ThreadedSqliteSaver
 
         path = private_file(sqlite_path(url).with_suffix(".checkpoints.sqlite"))
-        async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-            await saver.setup()
+        async with ThreadedSqliteSaver.open(str(path)) as saver:  # set up on open
             yield saver
     else:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # type: ignore[import-not-found,unused-ignore]

@@ -16,6 +16,7 @@ from app.runs.deadlines import approvals_for, forget
 from app.runs.events import Events, to_json, with_deadlines
 from app.runs.jobs import Job, job_of, thread_config
 from app.runs.logsink import LogSink
+from app.runs.states import States
 from app.runs.streams import RunStreams
 from app.store import Store
 from app.workflows import Workflow
@@ -41,8 +42,10 @@ class Execution:
         graphs: dict[str, Any],
         workflows: dict[str, Workflow],
         node: Callable[[], str],
+        states: States,
     ) -> None:
         self._store = store
+        self._states = states
         self._sink = sink
         self._events = events
         self._streams = streams
@@ -137,8 +140,9 @@ class Execution:
         try:
             # A resumed run streams the checkpoint it resumes from again: announce each once.
             seen = None
-            if not isinstance(payload := job.payload, dict):
-                seen = (await graph.aget_state(job.config())).config["configurable"].get("checkpoint_id")
+            if not isinstance(payload := job.payload, dict):  # the saved tuple names it: no snapshot to build
+                saved = await graph.checkpointer.aget_tuple(job.config())
+                seen = saved.config["configurable"].get("checkpoint_id") if saved else None
             async for chunk in graph.astream(
                 payload,
                 job.config(),
@@ -208,7 +212,8 @@ class Execution:
 
     async def _finish(self, graph: Any, job: Job, out: Emitter) -> Job | None:
         thread_id, workflow = job.thread_id, job.workflow
-        state = await graph.aget_state(thread_config(thread_id))
+        # Through the cache: the polls and the decision that follow read this same state.
+        state = await self._states.current(graph, thread_id)
         if state.interrupts:
             pending = [{"interrupt_id": i.id, "value": to_json(i.value)} for i in state.interrupts]  # as pending()
             # Stored before the status flips, so the queue and the deadline timer see every waiting run.
@@ -226,7 +231,8 @@ class Execution:
                 # store this run's first (bounded), then hand the lease over before announcing it.
                 await self._sink.stored(thread_id, self.handover / 2)
                 await self._hand_back(thread_id)
-            stored = (await self._store.list_approvals(thread_id=thread_id)).approvals
+            view = await self._store.thread_view(thread_id)  # the rows as stored (a row kept keeps its times)
+            stored = view.approvals if view is not None else []
             pending = with_deadlines(pending, {a.interrupt_id: a for a in stored})
             self._events.status(thread_id, workflow, "waiting_approval", pending=pending, run_id=job.run_id)
             # A run queued behind this one goes on (announced after the wait it ends); one queued

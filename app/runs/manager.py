@@ -35,6 +35,7 @@ from app.runs.events import Events, dumps, to_json
 from app.runs.execution import Execution, roll_back
 from app.runs.jobs import Job, job_of, thread_config
 from app.runs.logsink import LogSink
+from app.runs.states import States
 from app.runs.streams import RunStreams
 from app.store import ACTIVE, Approval, Decision, Run, Store, ThreadRun
 from app.workflows import Workflow, compile_graph
@@ -110,7 +111,8 @@ class RunManager:
         graphs = {name: compile_graph(wf, checkpointer) for name, wf in workflows.items()}
         self.checkpointer = checkpointer
         self.events = Events(outbox)
-        self.execution = Execution(store, sink, self.events, streams, graphs, workflows, lambda: self.node)
+        self.states = States()  # threads' current snapshots, rebuilt when their checkpoint moves
+        self.execution = Execution(store, sink, self.events, streams, graphs, workflows, lambda: self.node, self.states)
         # Threads this node is about to execute (claiming the lease, flipping the status): no other
         # path of this node may start them meanwhile, and their leases are renewed like running ones.
         self._reserved: set[str] = set()
@@ -151,14 +153,16 @@ class RunManager:
 
     async def snapshot(self, thread_id: str) -> Snapshot:
         """The run's record, its LangGraph state, decisions and the stored rows of its pending approvals."""
-        run = await self._get(thread_id)
+        view = await self.store.thread_view(thread_id)  # one round trip for the store's part
+        if view is None:
+            raise NotFound(f"no run with thread_id {thread_id!r}")
+        run = view.run
         graph = self.execution.graphs.get(run.workflow)
-        state = await graph.aget_state(thread_config(thread_id)) if graph else None
+        state = await self.states.current(graph, thread_id) if graph else None
         approvals: dict[str, Approval] = {}
         if state is not None and run.status == "waiting_approval" and state.interrupts:
-            listed = await self.store.list_approvals(thread_id=thread_id)
-            approvals = {a.interrupt_id: a for a in listed.approvals}
-        return Snapshot(run, state, await self.store.decisions(thread_id), approvals)
+            approvals = {a.interrupt_id: a for a in view.approvals}
+        return Snapshot(run, state, view.decisions, approvals)
 
     async def checkpoints(self, thread_id: str, limit: int) -> list[StateSnapshot]:
         """The thread's checkpoint history, newest first (empty for a workflow this node lacks)."""
@@ -487,7 +491,7 @@ class RunManager:
 
     async def pending(self, run: Run) -> list[dict[str, Any]]:
         """The interrupts a waiting run waits on: their ids and (JSON-safe) values."""
-        state = await self.execution.graphs[run.workflow].aget_state(thread_config(run.thread_id))
+        state = await self.states.current(self.execution.graphs[run.workflow], run.thread_id)
         return [{"interrupt_id": i.id, "value": to_json(i.value)} for i in state.interrupts]
 
     async def take_over(self, run: Run) -> bool:

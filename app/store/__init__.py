@@ -21,6 +21,7 @@ from app.store.base import (
     RunEvent,
     Store,
     ThreadRun,
+    ThreadView,
     TokenRecord,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "RunEvent",
     "Store",
     "ThreadRun",
+    "ThreadView",
     "TokenRecord",
     "open_store",
 ]

@@ -184,6 +184,15 @@ Then = Callable[[Any], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadView:
+    """What a thread's status shows from the store, read in one round trip."""
+
+    run: Run
+    decisions: list[Decision]
+    approvals: list[Approval]  # the queue rows of what it waits for (empty unless waiting)
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     runs: list[Run]
     total: int
@@ -324,6 +333,10 @@ class Store(Protocol):
     async def record_decision(self, decision: Decision) -> None: ...
 
     async def decisions(self, thread_id: str) -> list[Decision]: ...
+
+    async def thread_view(self, thread_id: str) -> ThreadView | None:
+        """The thread's record with its decisions and, while it waits, its approval rows."""
+        ...
 
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         """Write a batch in one transaction; (thread_id, seq) duplicates are ignored."""

@@ -31,6 +31,7 @@ from app.store.base import (
     Page,
     Run,
     ThreadRun,
+    ThreadView,
     TokenRecord,
     approval_row,
 )
@@ -321,6 +322,23 @@ class PostgresStore(PostgresThreads, PostgresLifecycle):
     async def decisions(self, thread_id: str) -> list[Decision]:
         rows = await self._fetch("SELECT * FROM decisions WHERE thread_id = %s ORDER BY decided_at", (thread_id,))
         return [Decision(**{**row, "data": json.loads(row["data"] or "null")}) for row in rows]
+
+    async def thread_view(self, thread_id: str) -> ThreadView | None:
+        async def query(conn: Conn) -> ThreadView | None:
+            rows = await (await conn.execute("SELECT * FROM runs WHERE thread_id = %s", (thread_id,))).fetchall()
+            if not rows:
+                return None
+            run = _run(rows[0])
+            sql = "SELECT * FROM decisions WHERE thread_id = %s ORDER BY decided_at"
+            decided = await (await conn.execute(sql, (thread_id,))).fetchall()
+            approvals: list[DictRow] = []
+            if run.status == "waiting_approval":
+                sql = "SELECT * FROM approvals WHERE thread_id = %s ORDER BY waiting_since, interrupt_id"
+                approvals = await (await conn.execute(sql, (thread_id,))).fetchall()
+            decisions = [Decision(**{**r, "data": json.loads(r["data"] or "null")}) for r in decided]
+            return ThreadView(run, decisions, [_approval(r) for r in approvals])
+
+        return await self._call(query)
 
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         if not lines:

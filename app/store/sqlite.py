@@ -7,10 +7,8 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
-
-import aiosqlite
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from app.errors import LastAdmin, StoreUnavailable, ThreadExists, TokenExists
 from app.names import now_iso
@@ -24,14 +22,18 @@ from app.store.base import (
     Page,
     Run,
     ThreadRun,
+    ThreadView,
     TokenRecord,
     approval_row,
 )
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
+from app.store.sqlite_conn import Connection
 from app.store.sqlite_lifecycle import SqliteLifecycle
 from app.store.sqlite_schema import migrate
 from app.store.sqlite_threads import INSERT_RUN, SqliteThreads, run_row
 from app.store.urls import private_file, sqlite_path
+
+T = TypeVar("T")
 
 
 def _run(row: sqlite3.Row) -> Run:
@@ -62,7 +64,7 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
     so no other write can slip into the transaction and be rolled back with it. Reads do not
     wait, so a read during a transaction sees its uncommitted rows."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Connection) -> None:
         self._db = db
         self._writing = asyncio.Lock()
 
@@ -70,8 +72,7 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
     @contextlib.asynccontextmanager
     async def open(cls, url: str) -> AsyncIterator[SqliteStore]:
         path = private_file(sqlite_path(url))
-        async with aiosqlite.connect(path, isolation_level=None) as db:
-            db.row_factory = sqlite3.Row
+        async with Connection.open(str(path)) as db:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
@@ -82,14 +83,14 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
         with _guard():
             return list(await self._db.execute_fetchall(sql, args))
 
-    async def _write(self, sql: str, args: Sequence[Any] = ()) -> aiosqlite.Cursor:
+    async def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         """One statement, its own implicit transaction."""
         async with self._writing:
             with _guard():
                 return await self._db.execute(sql, args)
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self) -> AsyncIterator[Connection]:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any error or cancellation."""
         async with self._writing:
             with _guard():
@@ -102,20 +103,29 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
                     await self._db.rollback()
                     raise
 
+    async def _atomic(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)` as one transaction in one hop to the connection's thread."""
+        async with self._writing:
+            with _guard():
+                return await self._db.atomic(fn, *args)
+
     async def create_run(
         self, thread_id: str, workflow: str, input: dict[str, Any], first: ThreadRun | None = None
     ) -> Run:
         ts = now_iso()
         metadata = first.metadata if first else {}
         run = Run(thread_id, workflow, "running", input, ts, ts, None, metadata, first.run_id if first else None)
+
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                (thread_id, workflow, run.status, json.dumps(input), ts, ts, json.dumps(metadata), run.run_id),
+            )
+            if first is not None:
+                db.execute(INSERT_RUN, run_row(first))
+
         try:
-            async with self._transaction() as db:
-                await db.execute(
-                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-                    (thread_id, workflow, run.status, json.dumps(input), ts, ts, json.dumps(metadata), run.run_id),
-                )
-                if first is not None:
-                    await db.execute(INSERT_RUN, run_row(first))
+            await self._atomic(insert)
         except sqlite3.IntegrityError:
             raise ThreadExists(f"thread {thread_id!r} already exists") from None
         return run
@@ -139,18 +149,21 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
         if expect is not None:
             sql += f" AND status IN ({','.join('?' * len(expect))})"
             args += list(expect)
-        async with self._transaction() as db:
-            rows = list(await db.execute_fetchall(sql + " RETURNING run_id", args))
+
+        def update(db: sqlite3.Connection) -> bool:
+            rows = db.execute(sql + " RETURNING run_id", args).fetchall()
             if not rows:
                 return False
             if begin is not None:
-                await db.execute(INSERT_RUN, run_row(begin))
+                db.execute(INSERT_RUN, run_row(begin))
             elif rows[0][0] is not None and status in RUN_STATUS_OF:
-                await db.execute(
+                db.execute(
                     "UPDATE thread_runs SET status = ?, updated_at = ? WHERE run_id = ?",
                     (RUN_STATUS_OF[status], ts, rows[0][0]),
                 )
-        return True
+            return True
+
+        return await self._atomic(update)
 
     async def list_runs(
         self,
@@ -188,6 +201,23 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
     async def decisions(self, thread_id: str) -> list[Decision]:
         rows = await self._fetch("SELECT * FROM decisions WHERE thread_id = ? ORDER BY decided_at", (thread_id,))
         return [_decision(row) for row in rows]
+
+    async def thread_view(self, thread_id: str) -> ThreadView | None:
+        def read(db: sqlite3.Connection) -> ThreadView | None:
+            rows = db.execute("SELECT * FROM runs WHERE thread_id = ?", (thread_id,)).fetchall()
+            if not rows:
+                return None
+            run = _run(rows[0])
+            decided = db.execute("SELECT * FROM decisions WHERE thread_id = ? ORDER BY decided_at", (thread_id,))
+            approvals = []
+            if run.status == "waiting_approval":
+                approvals = db.execute(
+                    "SELECT * FROM approvals WHERE thread_id = ? ORDER BY waiting_since, interrupt_id", (thread_id,)
+                ).fetchall()
+            return ThreadView(run, [_decision(r) for r in decided], [_approval(r) for r in approvals])
+
+        with _guard():
+            return await self._db.run(read)
 
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         # One multi-row statement per chunk is one implicit transaction: no BEGIN/COMMIT needed.
@@ -294,15 +324,16 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
 
     async def put_approvals(self, thread_id: str, approvals: Sequence[Approval]) -> None:
         keep = [a.interrupt_id for a in approvals]
-        async with self._transaction() as db:
-            await db.execute(
+        rows = [approval_row(a, json.dumps(a.value, default=str)) for a in approvals]
+
+        def replace(db: sqlite3.Connection) -> None:
+            db.execute(
                 f"DELETE FROM approvals WHERE thread_id = ? AND interrupt_id NOT IN ({','.join('?' * len(keep))})",
                 (thread_id, *keep),
             )
-            await db.executemany(
-                "INSERT INTO approvals VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [approval_row(a, json.dumps(a.value, default=str)) for a in approvals],
-            )
+            db.executemany("INSERT INTO approvals VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+
+        await self._atomic(replace)
 
     async def clear_approvals(self, thread_id: str, interrupt_ids: Sequence[str] | None = None) -> None:
         sql, args = "DELETE FROM approvals WHERE thread_id = ?", [thread_id]

@@ -9,9 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import aiosqlite
-
 from app.store.base import FINISHED, AuditEntry, Then
+from app.store.sqlite_conn import Connection
 
 # Every table that names a thread, for erasing one; run_events hang off thread_runs.
 THREAD_TABLES = ("decisions", "leases", "approvals", "logs", "webhook_deliveries", "thread_runs", "runs")
@@ -27,15 +26,15 @@ VACUUM_STEP = 2000  # pages per incremental_vacuum: each holds the write lock fo
 class SqliteLifecycle:
     """Mixed into SqliteStore, whose connection helpers it uses."""
 
-    _db: aiosqlite.Connection
+    _db: Connection
 
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         raise NotImplementedError
 
-    async def _write(self, sql: str, args: Sequence[Any] = ()) -> aiosqlite.Cursor:
+    async def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         raise NotImplementedError
 
-    def _transaction(self) -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
+    def _transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]:
         raise NotImplementedError
 
     async def delete_thread(self, thread_id: str) -> bool:

@@ -9,10 +9,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import aiosqlite
-
 from app.errors import SchemaTooNew
 from app.names import now_iso
+from app.store.sqlite_conn import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -140,13 +139,13 @@ CREATE INDEX IF NOT EXISTS runs_status_workflow ON runs (status, workflow, creat
 CONVERT_BELOW = 16 * 1024 * 1024
 
 
-async def _script(db: aiosqlite.Connection, sql: str) -> None:
+async def _script(db: Connection, sql: str) -> None:
     # Statement by statement: executescript() would COMMIT the migration's transaction first.
     for statement in filter(str.strip, sql.split(";")):
         await db.execute(statement)
 
 
-async def _baseline(db: aiosqlite.Connection) -> None:
+async def _baseline(db: Connection) -> None:
     # A store made before threads held many runs lacks two columns of `runs`.
     columns = {row[1] for row in await db.execute_fetchall("PRAGMA table_info(runs)")}
     if columns and "metadata" not in columns:
@@ -156,18 +155,18 @@ async def _baseline(db: aiosqlite.Connection) -> None:
     await _script(db, BASELINE)
 
 
-async def _audit(db: aiosqlite.Connection) -> None:
+async def _audit(db: Connection) -> None:
     await _script(db, AUDIT)
 
 
-async def _listing(db: aiosqlite.Connection) -> None:
+async def _listing(db: Connection) -> None:
     await _script(db, LISTING)
 
 
-MIGRATIONS: tuple[Callable[[aiosqlite.Connection], Awaitable[None]], ...] = (_baseline, _audit, _listing)
+MIGRATIONS: tuple[Callable[[Connection], Awaitable[None]], ...] = (_baseline, _audit, _listing)
 
 
-async def migrate(db: aiosqlite.Connection, path: Path) -> int:
+async def migrate(db: Connection, path: Path) -> int:
     """Bring the file to the latest version in one transaction; the version it was at.
 
     BEGIN IMMEDIATE is the schema lock: a second process opening the file waits for the first.
@@ -196,7 +195,7 @@ async def migrate(db: aiosqlite.Connection, path: Path) -> int:
     return int(have)
 
 
-async def _auto_vacuum(db: aiosqlite.Connection, path: Path) -> None:
+async def _auto_vacuum(db: Connection, path: Path) -> None:
     """Incremental auto-vacuum, so that retention gives space back; set before the first table."""
     [(mode,)] = await db.execute_fetchall("PRAGMA auto_vacuum")
     if mode == 2:

@@ -6,15 +6,15 @@ import contextlib
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
-
-import aiosqlite
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from app.errors import NotFound, ThreadBusy, ThreadExists
 from app.names import now_iso
 from app.store.base import Run, RunEvent, ThreadRun, run_row
+from app.store.sqlite_conn import Connection
 
+T = TypeVar("T")
 INSERT_RUN = "INSERT INTO thread_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
@@ -32,10 +32,13 @@ class SqliteThreads:
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         raise NotImplementedError
 
-    async def _write(self, sql: str, args: Sequence[Any] = ()) -> aiosqlite.Cursor:
+    async def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         raise NotImplementedError
 
-    def _transaction(self) -> contextlib.AbstractAsyncContextManager[aiosqlite.Connection]:
+    def _transaction(self) -> contextlib.AbstractAsyncContextManager[Connection]:
+        raise NotImplementedError
+
+    async def _atomic(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
 
     async def create_thread(self, thread_id: str, metadata: dict[str, Any]) -> Run:
@@ -86,40 +89,42 @@ class SqliteThreads:
         return [_thread(r) for r in await self._fetch(sql, [*args, limit, offset])]
 
     async def add_run(self, run: ThreadRun, *, exclusive: bool) -> None:
-        async with self._transaction() as db:
-            rows = list(await db.execute_fetchall("SELECT status FROM runs WHERE thread_id = ?", (run.thread_id,)))
+        def insert(db: sqlite3.Connection) -> None:
+            rows = db.execute("SELECT status FROM runs WHERE thread_id = ?", (run.thread_id,)).fetchall()
             if not rows:
                 raise NotFound(f"no thread {run.thread_id!r}")
             if exclusive:
-                queued = await db.execute_fetchall(
+                queued = db.execute(
                     "SELECT 1 FROM thread_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1", (run.thread_id,)
-                )
-                if rows[0][0] == "running" or list(queued):
+                ).fetchall()
+                if rows[0][0] == "running" or queued:
                     raise ThreadBusy(f"thread {run.thread_id!r} is busy", {"multitask_strategy": "reject"})
-            await db.execute(INSERT_RUN, run_row(run))
+            db.execute(INSERT_RUN, run_row(run))
+
+        await self._atomic(insert)
 
     async def next_run(self, thread_id: str) -> ThreadRun | None:
         ts = now_iso()
-        async with self._transaction() as db:
-            rows = list(
-                await db.execute_fetchall(
-                    "SELECT q.* FROM thread_runs q JOIN runs t USING (thread_id) WHERE q.thread_id = ?"
-                    " AND q.status = 'pending' AND t.status != 'running' ORDER BY q.rowid LIMIT 1",
-                    (thread_id,),
-                )
-            )
+
+        def take(db: sqlite3.Connection) -> ThreadRun | None:
+            rows = db.execute(
+                "SELECT q.* FROM thread_runs q JOIN runs t USING (thread_id) WHERE q.thread_id = ?"
+                " AND q.status = 'pending' AND t.status != 'running' ORDER BY q.rowid LIMIT 1",
+                (thread_id,),
+            ).fetchall()
             if not rows:
                 return None
             run = _thread_run(rows[0])
-            await db.execute(
-                "UPDATE thread_runs SET status = 'running', updated_at = ? WHERE run_id = ?", (ts, run.run_id)
-            )
-            await db.execute(
+            db.execute("UPDATE thread_runs SET status = 'running', updated_at = ? WHERE run_id = ?", (ts, run.run_id))
+            db.execute(
                 "UPDATE runs SET status = 'running', workflow = ?, run_id = ?, error = NULL, updated_at = ?"
                 " WHERE thread_id = ?",
                 (run.workflow, run.run_id, ts, thread_id),
             )
-        return dataclasses.replace(run, status="running", updated_at=ts)
+            return run
+
+        run = await self._atomic(take)
+        return None if run is None else dataclasses.replace(run, status="running", updated_at=ts)
 
     async def get_thread_run(self, run_id: str) -> ThreadRun | None:
         rows = await self._fetch("SELECT * FROM thread_runs WHERE run_id = ?", (run_id,))

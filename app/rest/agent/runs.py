@@ -20,7 +20,6 @@ from app.rest.agent.threads import graph_of
 from app.rest.keys import followers_key, runs_key
 from app.rest.middlewares import token_key
 from app.rest.parsing import json_body, query, thread_id
-from app.runs.jobs import thread_config
 from app.runs.manager import assistant_id
 from app.store import RunEvent, ThreadRun
 
@@ -254,11 +253,12 @@ async def _until_end(request: web.Request, run: ThreadRun) -> None:
 
 
 async def _final(request: web.Request, run: ThreadRun) -> dict[str, Any]:
-    graph = request.app[runs_key].execution.graphs.get(run.workflow)
+    manager = request.app[runs_key]
+    graph = manager.execution.graphs.get(run.workflow)
     if graph is None:
         return {}
     current = await request.app[services_key].store.get_thread_run(run.run_id)
-    snap = await graph.aget_state(thread_config(run.thread_id))
+    snap = await manager.states.current(graph, run.thread_id)  # as the run left it: built once, when it ended
     values = views.final_values(snap)
     if current is not None and current.status == "error":
         error = await _error_of(request, run)

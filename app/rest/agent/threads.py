@@ -195,16 +195,17 @@ def _graph(request: web.Request, run: Run) -> Any:
 
 async def _state(request: web.Request, run: Run) -> StateSnapshot | None:
     graph = _graph(request, run)
-    return None if graph is None else await graph.aget_state(thread_config(run.thread_id))
+    return None if graph is None else await request.app[runs_key].states.current(graph, run.thread_id)
 
 
 async def _snapshot(request: web.Request, run: Run, checkpoint_id: str | None) -> StateSnapshot:
     graph = _graph(request, run)
     if graph is None:
         raise Invalid(f"thread {run.thread_id!r} has no graph yet: run it first")
+    if not checkpoint_id:  # the current state: as cached while the thread has not moved
+        return await request.app[runs_key].states.current(graph, run.thread_id)
     config = thread_config(run.thread_id)
-    if checkpoint_id:
-        config["configurable"]["checkpoint_id"] = checkpoint_id
+    config["configurable"]["checkpoint_id"] = checkpoint_id
     snap: StateSnapshot = await graph.aget_state(config)
     if checkpoint_id and snap.created_at is None:  # LangGraph answers an empty state for an unknown id
         raise NotFound(f"no checkpoint {checkpoint_id!r} on thread {run.thread_id!r}")

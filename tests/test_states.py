@@ -1,0 +1,63 @@
+"""The state cache: one rebuild per change of a thread's checkpoint or pending writes, never a stale state."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
+
+from app.runs.jobs import thread_config
+from app.runs.states import States
+
+
+class S(TypedDict, total=False):
+    answer: Any
+    done: bool
+
+
+def ask(state: S) -> dict[str, Any]:
+    return {"answer": interrupt({"q": 1})}
+
+
+def finish(state: S) -> dict[str, Any]:
+    return {"done": True}
+
+
+def graph() -> Any:
+    g = StateGraph(S)
+    g.add_node("ask", ask)
+    g.add_node("finish", finish)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", "finish")
+    g.add_edge("finish", END)
+    return g.compile(checkpointer=InMemorySaver())
+
+
+async def test_a_state_is_rebuilt_only_when_the_thread_moves() -> None:
+    app, states = graph(), States(size=2)
+    empty = await states.current(app, "t1")
+    assert empty.values == {} and empty.next == ()
+    await app.ainvoke({}, thread_config("t1"))
+    waiting = await states.current(app, "t1")
+    assert waiting == await app.aget_state(thread_config("t1")) and waiting.interrupts
+    assert await states.current(app, "t1") is waiting  # nothing moved: the same snapshot
+    await app.aupdate_state(thread_config("t1"), {"answer": "x"}, as_node="ask")  # a new checkpoint
+    assert (await states.current(app, "t1")).values == {"answer": "x"}
+    await app.ainvoke(Command(resume="yes"), thread_config("t1"))
+    done = await states.current(app, "t1")
+    assert done == await app.aget_state(thread_config("t1")) and done.values["done"] is True
+
+
+async def test_new_pending_writes_are_a_change_and_the_cache_is_bounded() -> None:
+    app, states = graph(), States(size=1)
+    await app.ainvoke({}, thread_config("t1"))
+    before = await states.current(app, "t1")
+    config = (await app.aget_state(thread_config("t1"))).config
+    await app.checkpointer.aput_writes(config, [("answer", "written")], "some-task")
+    after = await states.current(app, "t1")
+    assert after is not before and after == await app.aget_state(thread_config("t1"))
+    await app.ainvoke({}, thread_config("t2"))
+    await states.current(app, "t2")
+    assert list(states._kept) == ["t2"]
