@@ -26,11 +26,8 @@ def finish(state: S) -> dict[str, Any]:
 
 
 def graph() -> Any:
-    g = StateGraph(S)
-    g.add_node("ask", ask)
-    g.add_node("finish", finish)
+    g = StateGraph(S).add_sequence([ask, finish])
     g.add_edge(START, "ask")
-    g.add_edge("ask", "finish")
     g.add_edge("finish", END)
     return g.compile(checkpointer=InMemorySaver())
 

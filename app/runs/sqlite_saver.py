@@ -10,7 +10,6 @@ before the commit that holds it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -35,8 +34,7 @@ class ThreadedSqliteSaver(SqliteSaver):
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, path: str) -> AsyncIterator[ThreadedSqliteSaver]:
-        thread = DbThread("checkpoints")
-        try:
+        async with DbThread.running("checkpoints") as thread:
             conn = await thread.call(lambda: sqlite3.connect(path, check_same_thread=False))
             saver = cls(conn, thread)
             thread.after_batch = saver._commit
@@ -46,8 +44,6 @@ class ThreadedSqliteSaver(SqliteSaver):
             finally:
                 thread.after_batch = None
                 await thread.call(conn.close)
-        finally:
-            await asyncio.to_thread(thread.stop)
 
     @contextlib.contextmanager
     def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:

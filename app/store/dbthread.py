@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from queue import SimpleQueue
 from typing import Any, TypeVar
 
@@ -65,6 +66,16 @@ class DbThread:
                     done = [(future, False, exc) for future, _, _ in batch]
             if done:
                 loop.call_soon_threadsafe(_settle, done)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, name: str) -> AsyncIterator[DbThread]:
+        """A thread for the block; on the way out its queued calls finish and it ends."""
+        thread = cls(name)
+        try:
+            yield thread
+        finally:
+            await asyncio.to_thread(thread.stop)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         if self._stopped:

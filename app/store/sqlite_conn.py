@@ -26,16 +26,12 @@ class Connection:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(cls, path: str) -> AsyncIterator[Connection]:
-        thread = DbThread("store")
-        try:
-            conn = await thread.call(_connect, path)
-            db = cls(conn, thread)
+        async with DbThread.running("store") as thread:
+            db = cls(await thread.call(_connect, path), thread)
             try:
                 yield db
             finally:
                 await db.close()
-        finally:
-            thread.stop()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(conn, *args)` on the connection's thread."""
