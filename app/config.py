@@ -89,7 +89,7 @@ class RealtimeConfig:
     send_buffer_bytes: int = 1048576  # unsent bytes per /logs client before its lines are skipped (`dropped`)
     head_timeout: float = 15.0  # seconds for each request head on a connection
     connect_timeout: float = 10.0  # seconds for a new Engine.IO connection to join a namespace
-    batch_interval: float = 0.025  # seconds: /logs lines arriving within it go out together (0: each at once)
+    batch_interval: float = 0.025  # seconds: /logs lines that come fast go out one batch per interval (0: at once)
     fast_path: bool = True  # Beacon's own websocket framing and fan-out (app/realtime/hooks/); off: the libraries'
 
 

@@ -94,7 +94,9 @@ async def test_untested_library_versions_take_the_plain_library_path(
         s = await stats(beacon)
         fanout = s["fanout"]
         assert fanout["batches"] >= 1
-        assert fanout == {"fast_path": False, "batches": fanout["batches"], "direct_frames": 0, "queued_packets": 0}
+        assert fanout["lines_per_s"] >= 0
+        del fanout["batches"], fanout["lines_per_s"]
+        assert fanout == {"fast_path": False, "direct_frames": 0, "queued_packets": 0}
 
 
 def test_frame_headers_follow_rfc6455() -> None:

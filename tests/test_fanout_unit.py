@@ -170,15 +170,16 @@ async def test_a_client_over_its_bound_is_skipped_and_then_told_exactly_what_it_
         slow.close()
 
 
-async def test_lines_that_come_within_the_batch_interval_reach_each_client_in_one_batch(
+async def test_lines_that_come_fast_reach_each_client_in_one_batch_and_slow_ones_go_at_once(
     listener: Listener, connect: ClientFactory, tmp_path: Path
 ) -> None:
     clients = [await connect(listener.url, ("/logs",), transports=["websocket"]) for _ in range(2)]
     holds: list[float] = []
     release = asyncio.Event()
+    interval = 60.0  # whatever the machine's pace, the lines below come faster than two per interval
     async with Bus(MemoryBackend()) as bus, open_store(f"sqlite:///{tmp_path}/b.sqlite") as store:
         subs = Subscriptions(store, listener.fanout.send, 100)
-        bridge = Bridge(listener.sio, bus, subs, listener.fanout, listener.fanout.metrics, batch_interval=60.0)
+        bridge = Bridge(listener.sio, bus, subs, listener.fanout, listener.fanout.metrics, batch_interval=interval)
         written: list[int] = []
         broadcast = listener.fanout.broadcast
 
@@ -196,20 +197,29 @@ async def test_lines_that_come_within_the_batch_interval_reach_each_client_in_on
         async def publish(seq: int) -> None:
             await bus.publish(LOGS_CHANNEL, json.dumps([line(seq)]))
 
+        def delivered(n: int) -> bool:
+            return all(len(c.logs) == n for c in clients)
+
         async with background(logs=bridge.run_logs()):
             await eventually(lambda: bool(bus.status()["subscribers"]), message="the bridge never subscribed")
             await publish(1)  # the first line after a quiet spell goes at once
-            await eventually(lambda: all(len(c.logs) == 1 for c in clients), message="line 1 not delivered")
+            await eventually(lambda: delivered(1), message="line 1 not delivered")
             assert written == [1] and holds == []
-            await publish(2)  # within the interval: held...
+            await publish(2)  # now more than two lines per interval: held...
             await eventually(lambda: holds != [], message="the bridge did not hold line 2")
             for seq in (3, 4, 5):  # ...and the lines that come meanwhile join it
                 await publish(seq)
-            await eventually(lambda: bridge.bus.status()["received"] == 5, message="the bus did not carry 3-5")
+            await eventually(lambda: bus.status()["received"] == 5, message="the bus did not carry 3-5")
             release.set()
-            await eventually(lambda: all(len(c.logs) == 5 for c in clients), message="lines 2-5 not delivered")
-    assert written == [1, 4] and bridge.batches == 2 and len(holds) == 1 and 0 < holds[0] <= 60.0
-    assert [[ln["seq"] for ln in c.logs] for c in clients] == [[1, 2, 3, 4, 5]] * 2
+            await eventually(lambda: delivered(5), message="lines 2-5 not delivered")
+            assert written == [1, 4] and len(holds) == 1 and 0 < holds[0] <= interval
+            # Once the lines come slower than two per interval (by the bridge's own count), one goes at once.
+            bridge.batch_interval = 0.2
+            await eventually(lambda: bridge.rate() * 0.2 < 2, 5, 0.01, "the rate never fell")
+            await publish(6)
+            await eventually(lambda: delivered(6), message="line 6 not delivered")
+            assert written == [1, 4, 1] and len(holds) == 1 and bridge.batches == 3
+    assert [[ln["seq"] for ln in c.logs] for c in clients] == [list(range(1, 7))] * 2
 
 
 def test_notices_are_per_thread_and_bounded() -> None:

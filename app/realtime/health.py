@@ -63,7 +63,8 @@ async def stats(request: web.Request) -> web.Response:
             # /logs delivery: direct frames vs the library's queue; lines skipped for clients that stopped reading
             "fanout": {
                 "fast_path": bridge.fanout.enabled,
-                "batches": bridge.batches,  # log lines go out in batches of what came within realtime.batch_interval
+                "batches": bridge.batches,  # fast lines go out in batches, one per realtime.batch_interval
+                "lines_per_s": round(bridge.rate(), 1),  # lately: above two per interval they are batched
                 "direct_frames": bridge.fanout.direct,
                 "queued_packets": bridge.fanout.queued,
             },
