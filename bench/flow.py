@@ -17,7 +17,8 @@ Beacon is driven over its own API and over the Agent Server API it also serves, 
 over the Agent Server API. Server CPU is psutil `cpu_times` before and after the active window
 divided by the flows; `GET /status` is measured apart: `--flow-status-requests` GETs of one
 waiting thread, CPU delta ÷ requests. `--flow-profile` adds one Beacon run at 10 clients under
-py-spy and a summary of where the time goes.
+py-spy and a summary of where the time goes. Last, `--flow-waiting` threads are left waiting for
+approval at once on each Beacon (`flowwait.py`): RSS per waiting thread and `/admin/approvals` p99.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any
 import flowload
 import psutil
 from flowreport import APIS, SERVERS, profile_summary, render
+from flowwait import measure_waiting
 
 import run as bench
 
@@ -59,8 +61,10 @@ DEFAULTS: dict[str, Any] = {
     "flow_timeout": 300.0,
     "flow_status_requests": 2000,
     "flow_profile_flows": 40,
+    "flow_waiting": 10_000,
 }
-QUICK = {"flow_clients": [1, 3], "flow_flows": 2, "flow_status_requests": 50, "flow_profile_flows": 3}
+QUICK = {"flow_clients": [1, 3], "flow_flows": 2, "flow_status_requests": 50, "flow_profile_flows": 3,
+         "flow_waiting": 100}  # fmt: skip
 
 
 def log(msg: str) -> None:
@@ -80,6 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--flow-timeout", type=float, default=d["flow_timeout"], help="s per run before it gives up")
     g.add_argument("--flow-status-requests", type=int, default=d["flow_status_requests"],
                    help="GET /status requests for its CPU cost")  # fmt: skip
+    g.add_argument("--flow-waiting", type=int, default=d["flow_waiting"],
+                   help="threads left waiting for approval at once on each Beacon: RSS per thread, "
+                   "/admin/approvals p99 (0: skip)")
     g.add_argument("--flow-profile", action="store_true", help="one more Beacon run at 10 clients under py-spy")
     g.add_argument("--flow-profile-flows", type=int, default=d["flow_profile_flows"], help="--flow-profile: per client")
 
@@ -422,6 +429,12 @@ def one_server(kind: str, a: argparse.Namespace, workdir: Path, out: Path, stamp
             if kind == "beacon" and a.flow_profile:
                 srv.settle()
                 result["profile"] = profile(srv, a, out, stamp)
+            if a.flow_waiting:  # last: the threads it leaves waiting stay
+                log(f"{kind}: {a.flow_waiting} threads waiting for approval at once")
+                result["waiting"] = measure_waiting(
+                    srv, a.flow_waiting, lambda: rss_of(server_pids(srv)), a.flow_timeout * 4
+                )
+                log(f"{kind} waiting: {result['waiting']}")
     return result
 
 

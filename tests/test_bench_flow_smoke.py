@@ -57,6 +57,9 @@ def test_flow_on_beacon_both_stores_both_apis(tmp_path: Path) -> None:
         check_cases(server, ["beacon", "agent"], [1, 3])
         status = server["status"]
         assert status["requests"] == 50 and status["unexpected_status"] == 0, status
+        waiting = server["waiting"]  # --quick: 100 threads left waiting at once
+        assert waiting["waiting"] == 100 and waiting["approvals_requests"] == 300, waiting
+        assert waiting["rss_after_mb"] > 0 and waiting["approvals_p99_ms"] > 0, waiting
     pg = report["servers"][1]["cases"]
     assert all(c["side_cpu_ms_per_flow"] is not None for c in pg)  # redis-server and Postgres are counted apart
     profile = report["servers"][0]["profile"]
@@ -68,6 +71,7 @@ def test_flow_on_beacon_both_stores_both_apis(tmp_path: Path) -> None:
     assert "| Beacon (SQLite, memory bus) | Beacon API | 1 |" in text
     assert "| Beacon (Postgres, Redis; rest + realtime) | Agent Server API | 3 |" in text
     assert "≤ 5 ms server CPU per flow" in text and "GET /status ≤ 0.3 ms" in text
+    assert "100 threads waiting: RSS ≤ 2 KB each" in text and "(fewer than 10,000: not the target)" in text
     assert "bench/run.py --scenarios flow --quick" in text
 
 
@@ -94,7 +98,7 @@ def test_flow_on_langgraph_dev_and_the_ratios(tmp_path: Path) -> None:
     langgraph_reference()
     report, text = run_flow(
         tmp_path, "--flow-servers", "beacon,langgraph-dev", "--flow-apis", "agent", "--flow-clients", "1,10",
-        "--flow-flows", "1",
+        "--flow-flows", "1", "--flow-waiting", "0",
     )  # fmt: skip
     beacon, ref = report["servers"]
     check_cases(beacon, ["agent"], [1, 10])

@@ -1,0 +1,94 @@
+"""Many threads waiting for approval at once (issue 16): what each costs in RSS, and `/admin/approvals`.
+
+Starts `--flow-waiting` flows (they stop at their `interrupt()` and stay there), from a pool of
+threads of this process, after a warm-up of WARM flows so that every code path and cache is in the
+RSS before the first reading. RSS per waiting thread is the Beacon processes' growth from that
+reading, once every thread waits and the RSS holds still, ÷ threads; then APPROVALS_REQUESTS
+`/admin/approvals?limit=50` pages (every other one filtered by workflow), one at a time.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import run as bench
+
+WARM = 200  # flows started (and left waiting) before the first RSS reading
+STARTERS = 16  # threads sending POST /start
+APPROVALS_REQUESTS = 300
+STILL = 0.01  # RSS within this share of itself over STILL_FOR seconds counts as settled
+STILL_FOR = 3.0
+
+
+def _start(base: str, token: str) -> None:
+    status, body = bench.http("POST", f"{base}/start", {"workflow": "flow", "input": {"topic": "wait"}}, token=token)
+    if status != 202:
+        raise RuntimeError(f"POST /start answered {status}: {body}")
+
+
+def _waiting(base: str, token: str) -> int:
+    status, body = bench.http("GET", f"{base}/admin/approvals?limit=1", token=token)
+    if status != 200:
+        raise RuntimeError(f"GET /admin/approvals answered {status}: {body}")
+    return int(body["total"])
+
+
+def _start_many(base: str, token: str, n: int, deadline: float) -> None:
+    with ThreadPoolExecutor(STARTERS) as pool:
+        for f in [pool.submit(_start, base, token) for _ in range(n)]:
+            f.result(timeout=max(1.0, deadline - time.monotonic()))
+
+
+def _until(check: Callable[[], bool], deadline: float, what: str) -> None:
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gave up waiting: {what}")
+        time.sleep(0.5)
+
+
+def _settled_rss(rss: Callable[[], int], deadline: float) -> int:
+    """The RSS once it holds still for STILL_FOR seconds (bounded by the deadline)."""
+    last, since = rss(), time.monotonic()
+    while time.monotonic() - since < STILL_FOR and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = rss()
+        if abs(now - last) > STILL * last:
+            last, since = now, time.monotonic()
+    return last
+
+
+def measure_waiting(srv: bench.Server, n: int, rss: Callable[[], int], timeout: float) -> dict[str, Any]:
+    base, token = f"http://127.0.0.1:{srv.rest_port}", srv.token
+    deadline = time.monotonic() + timeout
+    before = _waiting(base, token)
+    _start_many(base, token, WARM, deadline)
+    _until(lambda: _waiting(base, token) >= before + WARM, deadline, f"{WARM} warm-up flows waiting")
+    rss0 = _settled_rss(rss, deadline)
+    began = time.monotonic()
+    _start_many(base, token, n, deadline)
+    _until(lambda: _waiting(base, token) >= before + WARM + n, deadline, f"{n} flows waiting")
+    all_waiting_s = time.monotonic() - began
+    rss1 = _settled_rss(rss, deadline)
+    times = []
+    for i in range(APPROVALS_REQUESTS):
+        query = "?limit=50" if i % 2 == 0 else "?limit=50&workflow=flow"
+        t = time.perf_counter()
+        status, body = bench.http("GET", f"{base}/admin/approvals{query}", token=token)
+        times.append(1000 * (time.perf_counter() - t))
+        if status != 200 or len(body["approvals"]) != 50:
+            raise RuntimeError(f"GET /admin/approvals{query} answered {status}: {str(body)[:200]}")
+    cuts = statistics.quantiles(times, n=100)
+    return {
+        "waiting": n,
+        "seconds_until_all_wait": round(all_waiting_s, 1),
+        "rss_before_mb": round(rss0 / 2**20, 1),
+        "rss_after_mb": round(rss1 / 2**20, 1),
+        "rss_bytes_per_waiting_thread": round((rss1 - rss0) / n),
+        "approvals_requests": APPROVALS_REQUESTS,
+        "approvals_p50_ms": round(cuts[49], 2),
+        "approvals_p99_ms": round(cuts[98], 2),
+    }
