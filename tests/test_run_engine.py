@@ -24,9 +24,9 @@ from app.errors import NotWaiting, ShuttingDown, StaleInterrupt
 from app.names import LOGS_CHANNEL
 from app.pubsub import Bus, create_backend
 from app.pubsub.outbox import Outbox
-from app.runs.jobs import Job
+from app.runs.jobs import Job, thread_config
 from app.runs.logsink import LogSink
-from app.runs.manager import RunManager
+from app.runs.manager import RunManager, new_run
 from app.runs.streams import RunStreams
 from app.services import open_services
 from app.store import LogLine, Store, open_store
@@ -109,6 +109,20 @@ def quick() -> Workflow:
     return chain(dict, step)
 
 
+class Marked(TypedDict, total=False):
+    mark: str
+    ok: bool
+
+
+def marking() -> Workflow:
+    """One node; the state keeps the input's `mark`, so which input a run started from shows."""
+
+    def step(state: Marked) -> dict[str, Any]:
+        return {"ok": True}
+
+    return chain(Marked, step)
+
+
 @pytest.fixture(autouse=True)
 def fresh_counts() -> None:
     entered.clear()
@@ -166,7 +180,9 @@ async def node(tmp_path: Path, name: str) -> AsyncIterator[Node]:
         bus = await stack.enter_async_context(Bus(create_backend("memory://"), 1000))
         outbox = await stack.enter_async_context(Outbox(bus).running())
         sink = await stack.enter_async_context(LogSink(store, outbox, 4096).installed())  # type: ignore[arg-type]
-        workflows = {"asking": asking(), "quick": quick(), "twice": twice(), "blocking": blocking()}
+        workflows = {
+            "asking": asking(), "quick": quick(), "twice": twice(), "blocking": blocking(), "marking": marking()
+        }
         streams = await stack.enter_async_context(RunStreams(store, outbox).running())  # type: ignore[arg-type]
         manager = RunManager(store, bus, outbox, saver, workflows, sink, streams, name)  # type: ignore[arg-type]
         yield Node(manager, store, sink, bus)
@@ -298,6 +314,42 @@ async def test_a_run_stopped_before_its_first_checkpoint_is_taken_over_with_its_
         await a.store.create_run("t14", "quick", {"fail": False})  # its node died before the first save
         assert await a.manager.cluster.resume_interrupted() == 1
         await settled(a, "t14", "completed")
+
+
+async def test_a_later_run_claimed_but_never_started_is_taken_over_with_its_input(tmp_path: Path) -> None:
+    """The store handed out a thread's next run, but no step of it was saved (its node died, or a stop meant
+    for the run before landed in between): the thread's last checkpoint is the earlier run's, and a
+    take-over must start the run as it was asked, not continue that checkpoint (its input would be lost)."""
+    async with node(tmp_path, "a:1") as a:
+        await a.store.create_thread("t20", {})
+        await a.manager.submit("t20", "marking", {"input": {"mark": "first"}})
+        await settled(a, "t20", "completed")
+        second = new_run("t20", "marking", {"input": {"mark": "second"}}, "pending")
+        await a.store.add_run(second, exclusive=False)
+        claimed = await a.store.next_run("t20")  # what the interrupted next_job left behind: `running`, no task
+        assert claimed is not None and claimed.run_id == second.run_id
+        assert await a.manager.cluster.resume_interrupted() == 1
+        await settled(a, "t20", "completed")
+        state = await a.manager.execution.graphs["marking"].aget_state(thread_config("t20"))
+        assert state.values["mark"] == "second" and state.metadata["run_id"] == second.run_id
+
+
+async def test_a_stop_that_lands_while_the_store_hands_out_the_next_run_does_not_strand_it(tmp_path: Path) -> None:
+    """A cancel meant for the run that just ended reaches its task while the store is handing out the
+    thread's next run: that run still starts here at once (not `running` with nothing executing it)."""
+    async with node(tmp_path, "a:1") as a:
+        await a.store.create_thread("t21", {})
+        await a.manager.submit("t21", "blocking", {"input": {}})
+        await eventually(lambda: "t21" in a.manager.executing, 10, 0.01, "the first run never started")
+        await a.manager.submit("t21", "marking", {"input": {"mark": "second"}}, multitask_strategy="enqueue")
+        reached, release = a.store.hold("next_run", after=True)
+        go.set()  # the first run ends; its task asks the store for the next one, which is handed out...
+        await asyncio.wait_for(reached.wait(), 10)
+        a.manager.execution.stop_local("t21")  # ...and a stop meant for the first run lands meanwhile
+        release.set()
+        await settled(a, "t21", "completed")  # no resume scan runs here: the same task started it
+        state = await a.manager.execution.graphs["marking"].aget_state(thread_config("t21"))
+        assert state.values["mark"] == "second"
 
 
 async def waiting_for(check: Any) -> None:

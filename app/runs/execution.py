@@ -18,7 +18,7 @@ from app.runs.jobs import Job, job_of, thread_config
 from app.runs.logsink import LogSink
 from app.runs.states import States
 from app.runs.streams import RunStreams
-from app.store import Store
+from app.store import Store, ThreadRun
 from app.workflows import Workflow
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class Execution:
         self.after: dict[str, list[Callable[[], None]]] = {}  # called once the thread's task is done
         self._stops: dict[str, asyncio.Future[None]] = {}  # done once the cancelled run has stopped
         self._rollback: set[str] = set()  # threads whose cancelled run is rolled back
+        self._claims: dict[str, asyncio.Future[ThreadRun | None]] = {}  # next runs handed out as a stop landed
 
     def task(self, thread_id: str) -> asyncio.Task[None] | None:
         """The task executing `thread_id` on this node, if any."""
@@ -106,6 +107,7 @@ class Execution:
             self._cancelling.discard(thread_id)
             self._abandoned.discard(thread_id)
             self._rollback.discard(thread_id)
+            self._claims.pop(thread_id, None)
             self._stopped(thread_id)
             for hook in self.after.pop(thread_id, ()):
                 hook()
@@ -199,16 +201,25 @@ class Execution:
         """The thread's oldest queued run, now running (the caller holds the thread's lease)."""
         if self.draining:
             return None
+        claim = self._claims.pop(thread_id, None) or asyncio.ensure_future(self._start_next(thread_id))
         try:
-            run = await self._store.next_run(thread_id)
+            run = await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            # A stop meant for the run that just ended landed while the store handed out this one:
+            # the next_job after the stop takes it, instead of leaving it `running` with no task.
+            self._claims[thread_id] = claim
+            raise
         except Exception:
             logger.warning("could not start the next queued run of %s: a resume scan will", thread_id, exc_info=True)
             return None
-        if run is None:
-            return None
-        await forget(self._store, thread_id)  # new input leaves a pending interrupt unanswered
-        self._events.status(thread_id, run.workflow, "running", event="started", run_id=run.run_id)
-        return job_of(run)
+        return None if run is None else job_of(run)
+
+    async def _start_next(self, thread_id: str) -> ThreadRun | None:
+        run = await self._store.next_run(thread_id)
+        if run is not None:
+            await forget(self._store, thread_id)  # new input leaves a pending interrupt unanswered
+            self._events.status(thread_id, run.workflow, "running", event="started", run_id=run.run_id)
+        return run
 
     async def _finish(self, graph: Any, job: Job, out: Emitter) -> Job | None:
         thread_id, workflow = job.thread_id, job.workflow
@@ -338,6 +349,7 @@ class Emitter:
         self._streams = streams
         self._run_id = job.run_id
         self.seq = job.seq
+        self._ended = False
 
     def emit(self, event: str, data: Any) -> None:
         if self._run_id is not None:
@@ -345,4 +357,6 @@ class Emitter:
             self._streams.emit(self._run_id, self.seq, event, data)
 
     def end(self, status: str) -> None:
-        self.emit("end", {"run_id": self._run_id, "status": status})
+        if not self._ended:  # once: a stop can land after the run already ended itself
+            self._ended = True
+            self.emit("end", {"run_id": self._run_id, "status": status})

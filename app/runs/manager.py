@@ -33,7 +33,7 @@ from app.runs.deadlines import Deadlines, forget
 from app.runs.erase import erase
 from app.runs.events import Events, dumps, to_json
 from app.runs.execution import Execution, roll_back
-from app.runs.jobs import Job, job_of, thread_config
+from app.runs.jobs import ASKED, Job, job_of, thread_config
 from app.runs.logsink import LogSink
 from app.runs.states import States
 from app.runs.streams import RunStreams
@@ -512,22 +512,21 @@ class RunManager:
                 await self.store.release(run.thread_id, self.node)
                 return False
             logger.info("resuming run %s (%s) from its last checkpoint", run.thread_id, run.workflow)
-            payload = await self._resume_payload(run)
+            state = await self.execution.graphs[run.workflow].aget_state(thread_config(run.thread_id))
             current_run = await self.store.get_thread_run(run.run_id) if run.run_id else None
             if current_run is None:
+                # Its input again if it never saved a step, else the decisions it has not applied yet.
+                payload = run.input if state.created_at is None else await self._unapplied_decisions(run)
                 self.spawn(Job(run.thread_id, run.workflow, payload))
             else:
+                # A run of a thread with runs before it may have saved no step of its own (its node died,
+                # or a stop meant for the run before landed while the store handed this one out): the
+                # last checkpoint is then the earlier run's, and this one starts as it was asked.
+                began = state.created_at is not None and (state.metadata or {}).get("run_id") == current_run.run_id
+                asked: Any = await self._unapplied_decisions(run) if began else ASKED
                 seq = await self.store.last_event(current_run.run_id)
-                self.spawn(job_of(current_run, payload, attempt=2, seq=seq))
+                self.spawn(job_of(current_run, asked, attempt=2, seq=seq))
         return True
-
-    async def _resume_payload(self, run: Run) -> Any:
-        """What continues a run from its last checkpoint: its input again if it never wrote one
-        (it stopped before its first step was saved), else the decisions it has not applied yet."""
-        state = await self.execution.graphs[run.workflow].aget_state(thread_config(run.thread_id))
-        if state.created_at is None:
-            return run.input
-        return await self._unapplied_decisions(run)
 
     async def _unapplied_decisions(self, run: Run) -> Command[Any] | None:
         """Decisions acknowledged with 200 whose resume never reached a checkpoint (the process died)."""
