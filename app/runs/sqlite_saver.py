@@ -5,7 +5,8 @@ fetch, commit and close: six hops to the connection's thread for a state read, t
 per write. This runs the sync SqliteSaver's own methods (the same SQL and tables) whole on one
 dedicated thread instead. The writes that arrive together (concurrent runs' checkpoints) commit
 together: one fsync for all of them (synchronous=FULL, as before), and none is acknowledged
-before the commit that holds it.
+before the commit that holds it. The latest checkpoint of a thread is read on the loop instead,
+from a read-only connection (app.store.sqlite_reads): committed checkpoints only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMet
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from app.store.dbthread import DbThread
+from app.store.sqlite_reads import Busy, LoopReads
 
 T = TypeVar("T")
 
@@ -27,9 +29,11 @@ T = TypeVar("T")
 class ThreadedSqliteSaver(SqliteSaver):
     """Every operation on the saver's one thread: its connection is only ever used there."""
 
-    def __init__(self, conn: sqlite3.Connection, thread: DbThread) -> None:
+    def __init__(self, conn: sqlite3.Connection, thread: DbThread, reads: LoopReads | None = None) -> None:
         super().__init__(conn)
         self._thread = thread
+        self._reads = reads
+        self._reader: SqliteSaver | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -40,10 +44,20 @@ class ThreadedSqliteSaver(SqliteSaver):
             thread.after_batch = saver._commit
             try:
                 await saver._call(saver.setup)
-                yield saver
+                with LoopReads.open(path, rows=False) as reads:
+                    saver._reads, saver._reader = reads, saver._reading(reads.conn)
+                    yield saver
             finally:
+                saver._reads = saver._reader = None
                 thread.after_batch = None
                 await thread.call(conn.close)
+
+    def _reading(self, conn: sqlite3.Connection) -> SqliteSaver:
+        """The sync saver's reads over the loop's connection (the tables exist: set up already)."""
+        reader = SqliteSaver(conn, serde=self.serde)
+        # What setup() found (a private flag of langgraph-checkpoint-sqlite 3.1, read where it is kept).
+        reader.is_setup, reader._has_task_path = True, self._has_task_path
+        return reader
 
     @contextlib.contextmanager
     def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
@@ -64,6 +78,10 @@ class ThreadedSqliteSaver(SqliteSaver):
         return await self._thread.call(fn, *args)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        reads, reader = self._reads, self._reader
+        if reads is not None and reader is not None:
+            with contextlib.suppress(Busy):
+                return reads.read(lambda _conn: reader.get_tuple(config))
         return await self._call(self.get_tuple, config)
 
     async def alist(

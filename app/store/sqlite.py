@@ -29,11 +29,16 @@ from app.store.base import (
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
 from app.store.sqlite_conn import Connection
 from app.store.sqlite_lifecycle import SqliteLifecycle
+from app.store.sqlite_reads import Busy, LoopReads
 from app.store.sqlite_schema import migrate
 from app.store.sqlite_threads import INSERT_RUN, SqliteThreads, run_row
 from app.store.urls import private_file, sqlite_path
 
 T = TypeVar("T")
+
+
+def _fetchall(db: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
+    return db.execute(sql, args).fetchall()
 
 
 def _run(row: sqlite3.Row) -> Run:
@@ -62,10 +67,12 @@ def _guard() -> Iterator[None]:
 class SqliteStore(SqliteThreads, SqliteLifecycle):
     """Every coroutine shares one connection: a write waits while a transaction is open on it,
     so no other write can slip into the transaction and be rolled back with it. Reads do not
-    wait, so a read during a transaction sees its uncommitted rows."""
+    wait, so a read during a transaction sees its uncommitted rows. Reads by key go to a second
+    connection on the loop's thread instead (`_lookup`), and see committed rows only."""
 
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Connection, reads: LoopReads | None = None) -> None:
         self._db = db
+        self._reads = reads
         self._writing = asyncio.Lock()
 
     @classmethod
@@ -77,11 +84,25 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
             await migrate(db, path)
-            yield cls(db)
+            with LoopReads.open(str(path)) as reads:
+                yield cls(db, reads)
 
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with _guard():
             return list(await self._db.execute_fetchall(sql, args))
+
+    async def _lookup(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)`, a short read by key: on the loop's reader (see sqlite_reads),
+        or on the connection's thread when the reader is busy."""
+        with _guard():
+            if self._reads is not None:
+                with contextlib.suppress(Busy):
+                    return self._reads.read(fn, *args)
+            return await self._db.run(fn, *args)
+
+    async def _fetch_by_key(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
+        """The rows of a query by key (a few, from an index), through `_lookup`."""
+        return await self._lookup(_fetchall, sql, args)
 
     async def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         """One statement, its own implicit transaction."""
@@ -131,7 +152,7 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
         return run
 
     async def get_run(self, thread_id: str) -> Run | None:
-        rows = await self._fetch("SELECT * FROM runs WHERE thread_id = ?", (thread_id,))
+        rows = await self._fetch_by_key("SELECT * FROM runs WHERE thread_id = ?", (thread_id,))
         return _run(rows[0]) if rows else None
 
     async def set_status(
@@ -199,7 +220,7 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
         )
 
     async def decisions(self, thread_id: str) -> list[Decision]:
-        rows = await self._fetch("SELECT * FROM decisions WHERE thread_id = ? ORDER BY decided_at", (thread_id,))
+        rows = await self._fetch_by_key("SELECT * FROM decisions WHERE thread_id = ? ORDER BY decided_at", (thread_id,))
         return [_decision(row) for row in rows]
 
     async def thread_view(self, thread_id: str) -> ThreadView | None:
@@ -216,8 +237,7 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
                 ).fetchall()
             return ThreadView(run, [_decision(r) for r in decided], [_approval(r) for r in approvals])
 
-        with _guard():
-            return await self._db.run(read)
+        return await self._lookup(read)
 
     async def append_logs(self, lines: Sequence[LogLine]) -> None:
         # One multi-row statement per chunk is one implicit transaction: no BEGIN/COMMIT needed.
@@ -237,7 +257,7 @@ class SqliteStore(SqliteThreads, SqliteLifecycle):
         return [LogLine(**dict(row)) for row in rows]  # type: ignore[typeddict-item]
 
     async def last_seq(self, thread_id: str) -> int:
-        [(seq,)] = await self._fetch("SELECT max(seq) FROM logs WHERE thread_id = ?", (thread_id,))
+        [(seq,)] = await self._fetch_by_key("SELECT max(seq) FROM logs WHERE thread_id = ?", (thread_id,))
         return int(seq or 0)
 
     async def claim(self, thread_id: str, owner: str, ttl: float) -> bool:

@@ -32,6 +32,9 @@ class SqliteThreads:
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         raise NotImplementedError
 
+    async def _fetch_by_key(self, sql: str, args: Sequence[Any]) -> list[sqlite3.Row]:
+        raise NotImplementedError
+
     async def _write(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Cursor:
         raise NotImplementedError
 
@@ -127,7 +130,7 @@ class SqliteThreads:
         return None if run is None else dataclasses.replace(run, status="running", updated_at=ts)
 
     async def get_thread_run(self, run_id: str) -> ThreadRun | None:
-        rows = await self._fetch("SELECT * FROM thread_runs WHERE run_id = ?", (run_id,))
+        rows = await self._fetch_by_key("SELECT * FROM thread_runs WHERE run_id = ?", (run_id,))
         return _thread_run(rows[0]) if rows else None
 
     async def list_thread_runs(
@@ -177,5 +180,5 @@ class SqliteThreads:
         return [RunEvent(run_id=r[0], seq=r[1], event=r[2], data=r[3]) for r in rows]
 
     async def last_event(self, run_id: str) -> int:
-        [(seq,)] = await self._fetch("SELECT max(seq) FROM run_events WHERE run_id = ?", (run_id,))
+        [(seq,)] = await self._fetch_by_key("SELECT max(seq) FROM run_events WHERE run_id = ?", (run_id,))
         return int(seq or 0)
