@@ -94,11 +94,12 @@ async def _flows(spec: dict[str, Any], go: asyncio.Future[None]) -> dict[str, An
                     return
                 began = time.perf_counter()
                 try:
-                    polls += await flow(http, spec["base"], c * 1000 + k, spec["poll"])
+                    n = await flow(http, spec["base"], c * 1000 + k, spec["poll"])
                 except (FlowError, aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
                     errors.append(f"{type(exc).__name__}: {exc}"[:300])
                     continue
                 latencies.append(time.perf_counter() - began)
+                polls += n  # after the await: `polls += await ...` would read polls before it, and lose others' counts
 
         t0, cpu0 = time.time(), time.process_time()
         await asyncio.gather(*(client(spec["first_client"] + c) for c in range(spec["clients"])))
