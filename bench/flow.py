@@ -377,7 +377,7 @@ def profile(srv: bench.Server, a: argparse.Namespace, out: Path, stamp: str) -> 
         raw = out / f"flow-{stamp}-profile-{name}.txt"
         log(f"profile ({name}): {srv.label}, Beacon API, {clients} clients × {a.flow_profile_flows} flows, py-spy")
         srv.settle()
-        with bench.py_spy(srv.pid, raw, "--full-filenames", *options):
+        with bench.py_spy(srv.pid, raw, "--full-filenames", *options, blocking=True):  # true shares per thread
             r = measure_flows(srv, "beacon", clients, a.flow_profile_flows, a)
         log(f"  under py-spy: {describe(r)}")
         title = (f"# py-spy ({name}: {what}): {srv.label}, Beacon API, {clients} clients × {a.flow_profile_flows} "

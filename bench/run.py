@@ -502,10 +502,16 @@ def summarize(replies: list[dict], lines: int, t_trigger: float, cpu_s: float, s
 
 
 @contextlib.contextmanager
-def py_spy(pid: int, out: Path, *options: str) -> Iterator[None]:
-    """`py-spy record` of `pid` while the block runs: raw (collapsed) stacks at 100 Hz into `out`."""
+def py_spy(pid: int, out: Path, *options: str, blocking: bool = False) -> Iterator[None]:
+    """`py-spy record` of `pid` while the block runs: raw (collapsed) stacks at 100 Hz into `out`.
+
+    Non-blocking by default (the process is not paused, so its figures hold). A non-blocking
+    sample of a thread whose stack changes under the reader is often lost: a busy event loop is
+    under-counted beside threads parked in C calls. `blocking` pauses the process per sample for
+    a true share of each thread, at a cost to the run's own figures.
+    """
     argv = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--format", "raw",
-            "--rate", "100", "--nonblocking", *options, "-o", str(out)]  # fmt: skip
+            "--rate", "100", *([] if blocking else ["--nonblocking"]), *options, "-o", str(out)]  # fmt: skip
     spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
     time.sleep(1.0)  # let py-spy attach
     try:
