@@ -62,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "flow_status_requests": 2000,
     "flow_profile_flows": 40,
     "flow_waiting": 10_000,
+    "flow_waiting_batch": 0,
 }
 QUICK = {"flow_clients": [1, 3], "flow_flows": 2, "flow_status_requests": 50, "flow_profile_flows": 3,
          "flow_waiting": 100}  # fmt: skip
@@ -87,6 +88,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--flow-waiting", type=int, default=d["flow_waiting"],
                    help="threads left waiting for approval at once on each Beacon: RSS per thread, "
                    "/admin/approvals p99 (0: skip)")
+    g.add_argument("--flow-waiting-batch", type=int, default=d["flow_waiting_batch"],
+                   help="--flow-waiting: start them this many at a time, each batch once the last waits "
+                   "(0: all at once)")  # fmt: skip
     g.add_argument("--flow-profile", action="store_true", help="one more Beacon run at 10 clients under py-spy")
     g.add_argument("--flow-profile-flows", type=int, default=d["flow_profile_flows"], help="--flow-profile: per client")
 
@@ -432,7 +436,7 @@ def one_server(kind: str, a: argparse.Namespace, workdir: Path, out: Path, stamp
             if a.flow_waiting:  # last: the threads it leaves waiting stay
                 log(f"{kind}: {a.flow_waiting} threads waiting for approval at once")
                 result["waiting"] = measure_waiting(
-                    srv, a.flow_waiting, lambda: rss_of(server_pids(srv)), a.flow_timeout * 4
+                    srv, a.flow_waiting, lambda: rss_of(server_pids(srv)), a.flow_timeout * 4, a.flow_waiting_batch
                 )
                 log(f"{kind} waiting: {result['waiting']}")
     return result

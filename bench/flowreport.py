@@ -82,6 +82,11 @@ def profile_summary(raw: Path, title: str, cpu_ms_per_flow: float | None, flows:
     return "\n".join(out) + "\n"
 
 
+def _batches(w: dict[str, Any]) -> str:
+    batch = w.get("batch", w["waiting"])
+    return "" if batch >= w["waiting"] else f", started {batch:,} at a time"
+
+
 def fmt(v: Any, unit: str = "") -> str:
     return "–" if v is None else f"{v:,}{unit}" if isinstance(v, int) else f"{v:,.1f}{unit}"
 
@@ -202,7 +207,7 @@ def render(report: dict[str, Any]) -> str:
               for e in c.get("error_samples", [])]  # fmt: skip
     waiting = [
         f"- {s['label']}: {w['waiting']:,} threads waiting (all waiting {w['seconds_until_all_wait']} s after the "
-        f"first start; {w['busy_answers_while_starting']} counts answered 503 meanwhile): "
+        f"first start{_batches(w)}; {w['busy_answers_while_starting']} counts answered 503 meanwhile): "
         f"RSS {w['rss_before_mb']} → {w['rss_after_mb']} MB, {w['rss_bytes_per_waiting_thread']:,} B per thread; "
         f"{w['approvals_requests']} × `/admin/approvals?limit=50`: p50 {w['approvals_p50_ms']} ms, "
         f"p99 {w['approvals_p99_ms']} ms"

@@ -7,7 +7,9 @@ reading, once every thread waits and the RSS holds still, ÷ threads (the warm-u
 Beacon's bounded caches, so this is what one more waiting thread costs); then APPROVALS_REQUESTS
 `/admin/approvals?limit=50` pages (every other one filtered by workflow), one at a time, once all
 wait. While the runs are started, a count may get 503 (the store answers within 1.5 s or not at
-all): counted, and asked again.
+all): counted, and asked again. With `batch`, the runs are started `batch` at a time, each batch
+once the one before it all waits: at most `batch` runs are in flight (started, not yet waiting),
+which tells the memory a waiting thread holds from the high-water mark of many runs in flight.
 """
 
 from __future__ import annotations
@@ -68,7 +70,9 @@ def _settled_rss(rss: Callable[[], int], deadline: float) -> int:
     return last
 
 
-def measure_waiting(srv: bench.Server, n: int, rss: Callable[[], int], timeout: float) -> dict[str, Any]:
+def measure_waiting(
+    srv: bench.Server, n: int, rss: Callable[[], int], timeout: float, batch: int = 0
+) -> dict[str, Any]:
     base, token = f"http://127.0.0.1:{srv.rest_port}", srv.token
     deadline = time.monotonic() + timeout
     busy: list[int] = []  # 503s while the runs were being started (the store's 1.5 s bound)
@@ -76,9 +80,13 @@ def measure_waiting(srv: bench.Server, n: int, rss: Callable[[], int], timeout: 
     _start_many(base, token, WARM, deadline)
     _until(lambda: _waiting(base, token, busy) >= before + WARM, deadline, f"{WARM} warm-up flows waiting")
     rss0 = _settled_rss(rss, deadline)
-    began = time.monotonic()
-    _start_many(base, token, n, deadline)
-    _until(lambda: _waiting(base, token, busy) >= before + WARM + n, deadline, f"{n} flows waiting")
+    began, started = time.monotonic(), 0
+    while started < n:
+        step = min(n - started, batch or n)
+        _start_many(base, token, step, deadline)
+        started += step
+        want = before + WARM + started
+        _until(lambda: _waiting(base, token, busy) >= want, deadline, f"{started} flows waiting")
     all_waiting_s = time.monotonic() - began
     rss1 = _settled_rss(rss, deadline)
     times = []
@@ -92,6 +100,7 @@ def measure_waiting(srv: bench.Server, n: int, rss: Callable[[], int], timeout: 
     cuts = statistics.quantiles(times, n=100)
     return {
         "waiting": n,
+        "batch": batch or n,
         "seconds_until_all_wait": round(all_waiting_s, 1),
         "busy_answers_while_starting": len(busy),
         "rss_before_mb": round(rss0 / 2**20, 1),

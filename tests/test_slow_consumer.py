@@ -136,6 +136,12 @@ async def test_a_replay_waits_for_room_instead_of_skipping(tmp_path: Path, conne
     async with running_beacon(cfg) as beacon:
         thread_id = await beacon.start("bench", {"lines": 1000, "size": 10_000})  # 10 MB, ~150× the bound
         await beacon.wait_status(thread_id, "completed", 30)
+
+        async def all_stored() -> bool:  # "run completed" is logged after the status flips
+            status, body = await beacon.call("GET", f"/admin/runs/{thread_id}/logs?after=1000")
+            return status == 200 and body["last_seq"] == 1001
+
+        await eventually(all_stored, 10, message="the run's 1,001 lines were never all stored")
         client = await connect(beacon.realtime, ("/logs",), auth={"firehose": False})
         ack = await client.subscribe(thread_id, since=0)
         assert ack["replayed"] == 1001 and ack["recovered"] is True
