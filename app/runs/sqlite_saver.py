@@ -29,10 +29,10 @@ T = TypeVar("T")
 class ThreadedSqliteSaver(SqliteSaver):
     """Every operation on the saver's one thread: its connection is only ever used there."""
 
-    def __init__(self, conn: sqlite3.Connection, thread: DbThread, reads: LoopReads | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, thread: DbThread) -> None:
         super().__init__(conn)
         self._thread = thread
-        self._reads = reads
+        self._reads: LoopReads | None = None  # set while open: the loop's reader, and the saver over it
         self._reader: SqliteSaver | None = None
 
     @classmethod
