@@ -179,7 +179,7 @@ class AuditEntry:
 
 
 # What `erase_thread` runs inside its transaction before the commit (the checkpointer's delete),
-# given the store's connection in that transaction (a psycopg or aiosqlite connection).
+# given the store's connection in that transaction (a psycopg connection, or the SQLite store's own).
 Then = Callable[[Any], Awaitable[object]]
 
 

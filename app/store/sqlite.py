@@ -1,4 +1,4 @@
-"""SQLite store (the embedded default): one aiosqlite connection, WAL, batched writes."""
+"""SQLite store (the embedded default): a writer connection on its own thread, a reader on the loop, WAL."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def _guard() -> Iterator[None]:
     except sqlite3.IntegrityError:
         raise
     except (sqlite3.OperationalError, sqlite3.DatabaseError, ValueError) as exc:
-        # ValueError: aiosqlite's "no active connection" once the store is closing.
+        # ValueError: "no active connection" once the store is closing (as aiosqlite said it).
         raise StoreUnavailable(f"store unavailable: {exc}") from exc
 
 
