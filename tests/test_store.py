@@ -358,6 +358,29 @@ async def test_postgres_killed_then_restarted(postgres_proc: PostgresServer) -> 
         assert recovered < 5
 
 
+async def test_a_connection_the_server_closed_is_replaced_before_a_call_uses_it(
+    postgres_server: PostgresServer,
+) -> None:
+    """The pool's check costs no round trip, yet a connection the server ended is never handed out."""
+    url = postgres_server.create_database()
+    database = url.rsplit("/", 1)[1]
+    async with open_store(url) as store:
+        await store.create_run("t", "review", {})
+        with psycopg.connect(postgres_server.url(), autocommit=True, connect_timeout=5) as admin:
+            mine = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = 'beacon'"
+            pids = [pid for (pid,) in admin.execute(mine, (database,)).fetchall()]
+            assert pids, "the store holds no connection at rest"
+            for pid in pids:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+            def ended() -> bool:
+                return not admin.execute(mine, (database,)).fetchall()
+
+            await eventually(ended, timeout=10, interval=0.05, message="the backends did not end")
+        for _ in range(3):  # no 503: the ended connection is dropped, a new one answers
+            assert (await store.get_run("t")) is not None
+
+
 async def test_postgres_stalled_calls_time_out(postgres_proc: PostgresServer) -> None:
     async with open_store(postgres_proc.url()) as store:
         await store.ping()

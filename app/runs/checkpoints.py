@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from app.store.base import CHECKPOINTS_LOCK
 from app.store.urls import private_file, sqlite_path
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
@@ -26,7 +29,12 @@ async def open_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver[Any]]
     else:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver  # type: ignore[import-not-found,unused-ignore]
 
-        async with AsyncPostgresSaver.from_conn_string(url) as saver:
+        from app.runs.postgres_saver import InPlacePostgresSaver, usable
+
+        if why := usable():
+            logger.info("checkpoints: the stock Postgres saver (%s)", why)
+        kind = AsyncPostgresSaver if why else InPlacePostgresSaver
+        async with kind.from_conn_string(url) as saver:
             async with schema_lock(url):
                 await saver.setup()
             yield saver

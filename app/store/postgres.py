@@ -36,6 +36,7 @@ from app.store.base import (
     approval_row,
 )
 from app.store.cursor import APPROVALS, DELIVERIES, RUNS
+from app.store.postgres_check import check_at_rest
 from app.store.postgres_lifecycle import PostgresLifecycle
 from app.store.postgres_schema import migrate
 from app.store.postgres_threads import (
@@ -99,7 +100,7 @@ class PostgresStore(PostgresThreads, PostgresLifecycle):
             open=False,
             name="beacon-store",
             timeout=timeout,
-            check=AsyncConnectionPool.check_connection,
+            check=check_at_rest,  # no round trip per checkout (see postgres_check)
             # Give up on a dead server's slot quickly, so the next request starts a fresh
             # attempt instead of waiting out the pool's exponential backoff after a restart.
             reconnect_timeout=2.0,
