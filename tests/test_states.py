@@ -58,3 +58,28 @@ async def test_new_pending_writes_are_a_change_and_the_cache_is_bounded() -> Non
     await app.ainvoke({}, thread_config("t2"))
     await states.current(app, "t2")
     assert list(states._kept) == ["t2"]
+
+
+class CountedSaver(InMemorySaver):
+    reads = 0
+
+    async def aget_tuple(self, config: Any) -> Any:
+        self.reads += 1
+        return await super().aget_tuple(config)
+
+
+async def test_a_rebuild_starts_from_the_read_that_found_the_change() -> None:
+    saver = CountedSaver()
+    g = StateGraph(S).add_sequence([ask, finish])
+    g.add_edge(START, "ask")
+    app, states = g.compile(checkpointer=saver), States()
+    await app.ainvoke({}, thread_config("t1"))
+    saver.reads = 0
+    waiting = await states.current(app, "t1")
+    assert saver.reads == 1, "the snapshot was built from a second read"
+    assert waiting == await app.aget_state(thread_config("t1")) and waiting.interrupts
+    # A graph with its own config: aget_state merges it first, so it is asked as it is.
+    configured = app.with_config({"configurable": {"user": "x"}})
+    saver.reads = 0
+    again = await States().current(configured, "t1")
+    assert saver.reads == 2 and again == waiting

@@ -141,8 +141,8 @@ class Execution:
         out.emit("metadata", {"run_id": job.run_id, "attempt": job.attempt})
         try:
             # A resumed run streams the checkpoint it resumes from again: announce each once.
-            seen = None
-            if not isinstance(payload := job.payload, dict):  # the saved tuple names it: no snapshot to build
+            payload, seen = job.payload, job.resumes
+            if seen is None and not isinstance(payload, dict):  # the saved tuple names it
                 saved = await graph.checkpointer.aget_tuple(job.config())
                 seen = saved.config["configurable"].get("checkpoint_id") if saved else None
             async for chunk in graph.astream(

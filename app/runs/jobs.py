@@ -37,6 +37,7 @@ class Job:
     interrupt_after: Any = None
     attempt: int = 1
     seq: int = 0  # the run's last stored event (a run taken over continues its numbering)
+    resumes: str | None = None  # the checkpoint a decision read under the lease: streamed again, not news
 
     def config(self) -> RunnableConfig:
         configurable = {**self.configurable, "thread_id": self.thread_id}

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -212,7 +212,8 @@ class RunManager:
                     # With the lease held nothing else moves the run: what it waits on now is what
                     # this decision answers (read before the claim, it could have moved on since).
                     run = await self._waiting(thread_id)
-                    named = await self._pick_interrupts(run, list(answers))
+                    state = await self.states.current(self.execution.graphs[run.workflow], thread_id)
+                    named = _pick_interrupts(run, list(answers), state)
                     resume = {iid: answers[key].value for key, iid in named.items()}
                     args = kwargs if kwargs is not None else {"command": {"resume": resume}}
                     begin = new_run(thread_id, run.workflow, args, "running", **extra)
@@ -233,7 +234,10 @@ class RunManager:
                     self.events.decision(record)
                 await forget(self.store, thread_id, list(resume))
                 self.events.status(thread_id, run.workflow, "running", event="resumed", run_id=begin.run_id)
-                self.spawn(job_of(begin, Command(resume=resume)))
+                job = job_of(begin, Command(resume=resume))
+                if "checkpoint_id" not in job.configurable:  # it resumes from the checkpoint just read
+                    job = replace(job, resumes=state.config["configurable"]["checkpoint_id"])
+                self.spawn(job)
         return begin, records
 
     async def _waiting(self, thread_id: str) -> Run:
@@ -241,23 +245,6 @@ class RunManager:
         if run.status != "waiting_approval":
             raise NotWaiting(f"run is {run.status}, not waiting for approval", {"status": run.status})
         return run
-
-    async def _pick_interrupts(self, run: Run, keys: list[str | None]) -> dict[str | None, str]:
-        """The pending interrupt each answer is for: the one named, else the only one."""
-        pending = sorted(p["interrupt_id"] for p in await self.pending(run))
-        if stale := sorted(k for k in keys if k is not None and k not in pending):
-            details = {"pending": pending, "interrupt_id": stale[0] if len(stale) == 1 else stale}
-            raise StaleInterrupt("that approval is no longer pending", details)
-        if None not in keys:
-            return {k: k for k in keys if k is not None}
-        if len(pending) > 1:
-            raise Invalid(
-                "several approvals are pending: name one with interrupt_id",
-                {"interrupt_id": ["required when several approvals are pending"], "pending": pending},
-            )
-        if not pending:
-            raise NotWaiting("run has no pending approval", {"status": run.status})
-        return {None: pending[0]}
 
     async def _claim_waiting(self, thread_id: str, busy: Exception) -> None:
         """Take a waiting thread's lease; the node whose step began the wait may still be handing it back."""
@@ -575,6 +562,24 @@ class RunManager:
             raise NotFound(f"no run with thread_id {thread_id!r}")
         return run
 
+
+
+def _pick_interrupts(run: Run, keys: list[str | None], state: StateSnapshot) -> dict[str | None, str]:
+    """The pending interrupt each answer is for: the one named, else the only one."""
+    pending = sorted(i.id for i in state.interrupts)
+    if stale := sorted(k for k in keys if k is not None and k not in pending):
+        details = {"pending": pending, "interrupt_id": stale[0] if len(stale) == 1 else stale}
+        raise StaleInterrupt("that approval is no longer pending", details)
+    if None not in keys:
+        return {k: k for k in keys if k is not None}
+    if len(pending) > 1:
+        raise Invalid(
+            "several approvals are pending: name one with interrupt_id",
+            {"interrupt_id": ["required when several approvals are pending"], "pending": pending},
+        )
+    if not pending:
+        raise NotWaiting("run has no pending approval", {"status": run.status})
+    return {None: pending[0]}
 
 
 def _resume_value(d: Decision) -> Any:

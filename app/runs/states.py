@@ -4,6 +4,12 @@
 interrupts): the rebuild is most of its cost. The snapshot is a function of what was read,
 so a thread polled while it waits (or between two steps) is rebuilt once per change, not
 once per poll. Each read still goes to the checkpointer: any node may have moved it on.
+
+A rebuild starts from the tuple the cache check just read, instead of `aget_state` reading it
+again (a second round trip on Postgres). That calls LangGraph's private builder
+`_aprepare_state_snapshot` (langgraph 1.2.22, where `aget_state` is the read and this call):
+`snapshot_of` keeps it in this one place, and falls back to `aget_state` for a graph whose
+config `aget_state` would change first, or a LangGraph without the builder.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import CheckpointTuple
 from langgraph.types import StateSnapshot
 
 from app.runs.jobs import thread_config
@@ -35,7 +43,7 @@ class States:
         if kept is not None and kept[0] == checkpoint_id and _same(kept[1], writes):
             self._kept.move_to_end(thread_id)
             return kept[2]
-        state = await graph.aget_state(config)
+        state = await snapshot_of(graph, config, saved)
         # Kept under what this read saw only if the state is of that checkpoint (it may have moved
         # on in between: a later read then sees other writes or another checkpoint, never these).
         if state.config["configurable"].get("checkpoint_id") == checkpoint_id:
@@ -47,6 +55,14 @@ class States:
 
     def forget(self, thread_id: str) -> None:
         self._kept.pop(thread_id, None)
+
+
+async def snapshot_of(graph: Any, config: RunnableConfig, saved: CheckpointTuple) -> StateSnapshot:
+    """What `graph.aget_state(config)` answers when its read returns `saved`."""
+    build = getattr(graph, "_aprepare_state_snapshot", None)
+    if build is None or graph.config or graph.checkpointer is True or config["configurable"].get("checkpoint_ns"):
+        return await graph.aget_state(config)  # merged config, a subgraph's own history: its own read
+    return await build(config, saved, saver=graph.checkpointer, live=True)  # live: no checkpoint_id named
 
 
 def _same(a: list[Any], b: list[Any]) -> bool:
