@@ -435,10 +435,15 @@ def one_server(kind: str, a: argparse.Namespace, workdir: Path, out: Path, stamp
                 result["profile"] = profile(srv, a, out, stamp)
             if a.flow_waiting:  # last: the threads it leaves waiting stay
                 log(f"{kind}: {a.flow_waiting} threads waiting for approval at once")
-                result["waiting"] = measure_waiting(
-                    srv, a.flow_waiting, lambda: rss_of(server_pids(srv)), a.flow_timeout * 4, a.flow_waiting_batch
-                )
-                log(f"{kind} waiting: {result['waiting']}")
+                try:  # the figures above are kept, and the servers after this one still run
+                    result["waiting"] = measure_waiting(
+                        srv, a.flow_waiting, lambda: rss_of(server_pids(srv)), a.flow_timeout * 4, a.flow_waiting_batch
+                    )
+                except Exception as exc:
+                    result["waiting_failed"] = repr(exc)
+                    log(f"{kind} waiting failed: {exc!r}")
+                else:
+                    log(f"{kind} waiting: {result['waiting']}")
     return result
 
 
@@ -488,6 +493,7 @@ def run(a: argparse.Namespace, command: str) -> int:
         if not a.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     meta.update(seconds=round(time.monotonic() - began), loadavg_end=[round(x, 2) for x in os.getloadavg()])
+    failed = failed or "; ".join(f"{r['server']}: {r['waiting_failed']}" for r in results if "waiting_failed" in r)
     if failed:
         meta["failed"] = failed
     report = {"meta": meta, "servers": results}

@@ -207,13 +207,13 @@ def render(report: dict[str, Any]) -> str:
               for e in c.get("error_samples", [])]  # fmt: skip
     waiting = [
         f"- {s['label']}: {w['waiting']:,} threads waiting (all waiting {w['seconds_until_all_wait']} s after the "
-        f"first start{_batches(w)}; {w['busy_answers_while_starting']} counts answered 503 meanwhile): "
+        f"first start{_batches(w)}; {w['busy_answers_while_starting']} starts and counts answered 503 meanwhile): "
         f"RSS {w['rss_before_mb']} → {w['rss_after_mb']} MB, {w['rss_bytes_per_waiting_thread']:,} B per thread; "
         f"{w['approvals_requests']} × `/admin/approvals?limit=50`: p50 {w['approvals_p50_ms']} ms, "
         f"p99 {w['approvals_p99_ms']} ms"
         for s in results
         if (w := s.get("waiting"))
-    ]
+    ] + [f"- {s['label']}: failed: {s['waiting_failed']}" for s in results if "waiting_failed" in s]
     text = head + rows + ["", "**GET /status CPU**", "", *status]
     text += ["", "**Threads waiting for approval at once**", "", *(waiting or ["- (not in this run)"])]
     text += ["", "**Beacon ÷ langgraph dev**", ""]

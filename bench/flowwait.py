@@ -6,8 +6,9 @@ RSS before the first reading. RSS per waiting thread is the Beacon processes' gr
 reading, once every thread waits and the RSS holds still, ÷ threads (the warm-up already filled
 Beacon's bounded caches, so this is what one more waiting thread costs); then APPROVALS_REQUESTS
 `/admin/approvals?limit=50` pages (every other one filtered by workflow), one at a time, once all
-wait. While the runs are started, a count may get 503 (the store answers within 1.5 s or not at
-all): counted, and asked again. With `batch`, the runs are started `batch` at a time, each batch
+wait. While the runs are started, a start or a count may get 503 (the store answers within 1.5 s
+or not at all, and thousands of runs in flight queue for its connections): counted, and asked
+again. With `batch`, the runs are started `batch` at a time, each batch
 once the one before it all waits: at most `batch` runs are in flight (started, not yet waiting),
 which tells the memory a waiting thread holds from the high-water mark of many runs in flight.
 """
@@ -29,10 +30,16 @@ STILL = 0.01  # RSS within this share of itself over STILL_FOR seconds counts as
 STILL_FOR = 3.0
 
 
-def _start(base: str, token: str) -> None:
-    status, body = bench.http("POST", f"{base}/start", {"workflow": "flow", "input": {"topic": "wait"}}, token=token)
-    if status != 202:
-        raise RuntimeError(f"POST /start answered {status}: {body}")
+def _start(base: str, token: str, busy: list[int], deadline: float) -> None:
+    while True:
+        flow = {"workflow": "flow", "input": {"topic": "wait"}}
+        status, body = bench.http("POST", f"{base}/start", flow, token=token)
+        if status == 202:
+            return
+        if status != 503 or time.monotonic() > deadline:
+            raise RuntimeError(f"POST /start answered {status}: {body}")
+        busy.append(1)  # no answer in time (it may have started anyway: the counts wait for at least n)
+        time.sleep(0.1)
 
 
 def _waiting(base: str, token: str, busy: list[int]) -> int:
@@ -46,9 +53,9 @@ def _waiting(base: str, token: str, busy: list[int]) -> int:
     return int(body["total"])
 
 
-def _start_many(base: str, token: str, n: int, deadline: float) -> None:
+def _start_many(base: str, token: str, n: int, deadline: float, busy: list[int]) -> None:
     with ThreadPoolExecutor(STARTERS) as pool:
-        for f in [pool.submit(_start, base, token) for _ in range(n)]:
+        for f in [pool.submit(_start, base, token, busy, deadline) for _ in range(n)]:
             f.result(timeout=max(1.0, deadline - time.monotonic()))
 
 
@@ -75,15 +82,15 @@ def measure_waiting(
 ) -> dict[str, Any]:
     base, token = f"http://127.0.0.1:{srv.rest_port}", srv.token
     deadline = time.monotonic() + timeout
-    busy: list[int] = []  # 503s while the runs were being started (the store's 1.5 s bound)
+    busy: list[int] = []  # 503s to starts and counts while the runs were being started (the store's 1.5 s bound)
     before = _waiting(base, token, busy)
-    _start_many(base, token, WARM, deadline)
+    _start_many(base, token, WARM, deadline, busy)
     _until(lambda: _waiting(base, token, busy) >= before + WARM, deadline, f"{WARM} warm-up flows waiting")
     rss0 = _settled_rss(rss, deadline)
     began, started = time.monotonic(), 0
     while started < n:
         step = min(n - started, batch or n)
-        _start_many(base, token, step, deadline)
+        _start_many(base, token, step, deadline, busy)
         started += step
         want = before + WARM + started
         _until(lambda: _waiting(base, token, busy) >= want, deadline, f"{started} flows waiting")
