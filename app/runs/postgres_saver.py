@@ -3,10 +3,11 @@
 AsyncPostgresSaver (langgraph-checkpoint-postgres 3.2.0) hands the decoding of a read's pending
 writes, and the encoding of `aput_writes`' values, to the loop's default executor
 (`asyncio.to_thread`) on every call. For the few small msgpack values of a step that hop costs
-more than the work: two GIL hand-overs and a wake-up of the loop, about a quarter of a read's CPU
-(0.46 ms a read, 14 reads a flow). These two methods do the same work with the saver's own
-helpers, on the loop; the SQL, the tables and everything else stay the saver's. `open_saver`
-uses it only with the version it was written against, and the stock saver with any other.
+more than the work: two GIL hand-overs and a wake-up of the loop. A read of the latest checkpoint
+took 0.46 ms of CPU that way and takes 0.25–0.28 ms in place (10 concurrent readers, a local
+server). These two methods do the same work with the saver's own helpers, on the loop; the SQL,
+the tables and everything else stay the saver's. `open_checkpointer` uses it only with the
+version it was written against, and the stock saver with any other.
 """
 
 from __future__ import annotations
