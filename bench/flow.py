@@ -447,6 +447,20 @@ def one_server(kind: str, a: argparse.Namespace, workdir: Path, out: Path, stamp
     return result
 
 
+def cpu_reference() -> float:
+    """Milliseconds of CPU for a fixed pure-Python loop, best of 5: this machine's speed right now.
+
+    The host shares its cores: the same code has measured twice the CPU per flow on two days. Runs
+    compare by their ratios; this says how fast the machine was when the absolute figures were taken."""
+    best = float("inf")
+    for _ in range(5):
+        t, total = time.process_time(), 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.process_time() - t)
+    return round(1000 * best, 1)
+
+
 def usable(a: argparse.Namespace) -> str | None:
     bad = set(a.flow_servers) - set(SERVERS) or set(a.flow_apis) - set(APIS)
     if bad:
@@ -478,7 +492,11 @@ def run(a: argparse.Namespace, command: str) -> int:
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": command,
         "args": {k: v for k, v in vars(a).items() if k.startswith("flow_") or k in ("quick", "out")},
-        "machine": {"cpus": psutil.cpu_count(), "loadavg_start": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+            "cpu_reference_ms_start": cpu_reference(),
+        },
         "git": bench.git_info(),
     }
     log(f"reproduce: {command}")
@@ -493,6 +511,7 @@ def run(a: argparse.Namespace, command: str) -> int:
         if not a.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     meta.update(seconds=round(time.monotonic() - began), loadavg_end=[round(x, 2) for x in os.getloadavg()])
+    meta["machine"]["cpu_reference_ms_end"] = cpu_reference()
     failed = failed or "; ".join(f"{r['server']}: {r['waiting_failed']}" for r in results if "waiting_failed" in r)
     if failed:
         meta["failed"] = failed

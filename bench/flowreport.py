@@ -166,6 +166,13 @@ def target_lines(results: list[dict[str, Any]], clients: list[int]) -> list[str]
     return out
 
 
+def _speed(machine: dict[str, Any]) -> str:
+    """The CPU reference loop's time at the start and the end (older reports have none)."""
+    if "cpu_reference_ms_start" not in machine:
+        return ""
+    return f" CPU reference {machine['cpu_reference_ms_start']} → {machine.get('cpu_reference_ms_end')} ms;"
+
+
 def render(report: dict[str, Any]) -> str:
     meta, results = report["meta"], report["servers"]
     clients = meta["args"]["flow_clients"]
@@ -173,7 +180,8 @@ def render(report: dict[str, Any]) -> str:
         "# flow: a human-in-the-loop flow, Beacon against `langgraph dev` (issue 16)",
         "",
         f"`{meta['command']}` ({meta['seconds']} s; {meta['machine']['cpus']} CPUs; load average "
-        f"{meta['machine']['loadavg_start']} → {meta.get('loadavg_end')}; commit {meta['git']['commit'][:10]}"
+        f"{meta['machine']['loadavg_start']} → {meta.get('loadavg_end')};{_speed(meta['machine'])} "
+        f"commit {meta['git']['commit'][:10]}"
         f"{', app/ modified' if meta['git']['app_dirty'] else ''})",
         "",
         f"One flow: start → interrupt → approve → completed; {meta['args']['flow_flows']} flows per client; "
