@@ -60,6 +60,19 @@ RETRY_AFTER = 0.5  # while the server is down, seconds between calls that try it
 UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
 
 
+# A run with its decisions and, while it waits, its approvals: one statement, one round trip (each
+# costs psycopg ~70 µs of CPU). The rows travel as JSON: every column of the two tables is TEXT but
+# `deadline`, a float8, which JSON carries exactly.
+THREAD_VIEW = """
+SELECT r.*,
+    (SELECT coalesce(json_agg(d ORDER BY d.decided_at), '[]') FROM decisions d WHERE d.thread_id = r.thread_id)
+        AS view_decisions,
+    (SELECT coalesce(json_agg(a ORDER BY a.waiting_since, a.interrupt_id), '[]') FROM approvals a
+        WHERE a.thread_id = r.thread_id AND r.status = 'waiting_approval') AS view_approvals
+FROM runs r WHERE r.thread_id = %s
+"""
+
+
 def _approval(row: DictRow) -> Approval:
     return Approval(**{**row, "value": json.loads(row["value"])})
 
@@ -326,18 +339,13 @@ class PostgresStore(PostgresThreads, PostgresLifecycle):
 
     async def thread_view(self, thread_id: str) -> ThreadView | None:
         async def query(conn: Conn) -> ThreadView | None:
-            rows = await (await conn.execute("SELECT * FROM runs WHERE thread_id = %s", (thread_id,))).fetchall()
+            rows = await (await conn.execute(THREAD_VIEW, (thread_id,))).fetchall()
             if not rows:
                 return None
-            run = _run(rows[0])
-            sql = "SELECT * FROM decisions WHERE thread_id = %s ORDER BY decided_at"
-            decided = await (await conn.execute(sql, (thread_id,))).fetchall()
-            approvals: list[DictRow] = []
-            if run.status == "waiting_approval":
-                sql = "SELECT * FROM approvals WHERE thread_id = %s ORDER BY waiting_since, interrupt_id"
-                approvals = await (await conn.execute(sql, (thread_id,))).fetchall()
+            row = dict(rows[0])
+            decided, approvals = row.pop("view_decisions"), row.pop("view_approvals")
             decisions = [Decision(**{**r, "data": json.loads(r["data"] or "null")}) for r in decided]
-            return ThreadView(run, decisions, [_approval(r) for r in approvals])
+            return ThreadView(_run(row), decisions, [_approval(r) for r in approvals])
 
         return await self._call(query)
 
