@@ -512,7 +512,8 @@ def run(a: argparse.Namespace, command: str) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     meta.update(seconds=round(time.monotonic() - began), loadavg_end=[round(x, 2) for x in os.getloadavg()])
     meta["machine"]["cpu_reference_ms_end"] = cpu_reference()
-    failed = failed or "; ".join(f"{r['server']}: {r['waiting_failed']}" for r in results if "waiting_failed" in r)
+    waits = [f"{r['server']}: {r['waiting_failed']}" for r in results if "waiting_failed" in r]
+    failed = "; ".join([failed, *waits] if failed else waits)
     if failed:
         meta["failed"] = failed
     report = {"meta": meta, "servers": results}

@@ -155,6 +155,8 @@ def target_lines(results: list[dict[str, Any]], clients: list[int]) -> list[str]
         out.append(f"- {verdict(ms <= 0.6)} GET /status on Postgres + Redis within 2× of 0.3 ms ({ms:.3f} ms)")
     for s in results:
         w = s.get("waiting")
+        if s["server"] == "beacon" and "waiting_failed" in s:
+            out.append(f"- FAIL 10,000 threads waiting: the phase failed ({s['waiting_failed']})")
         if w and s["server"] == "beacon":
             ok = w["rss_bytes_per_waiting_thread"] <= 2000 and w["approvals_p99_ms"] < 50
             short = "" if w["waiting"] >= 10_000 else " (fewer than 10,000: not the target)"
@@ -215,7 +217,8 @@ def render(report: dict[str, Any]) -> str:
               for e in c.get("error_samples", [])]  # fmt: skip
     waiting = [
         f"- {s['label']}: {w['waiting']:,} threads waiting (all waiting {w['seconds_until_all_wait']} s after the "
-        f"first start{_batches(w)}; {w['busy_answers_while_starting']} starts and counts answered 503 meanwhile): "
+        f"first start{_batches(w)}; {w.get('starts_retried', 0)} starts and {w['busy_answers_while_starting']} counts "
+        "answered 503 meanwhile): "
         f"RSS {w['rss_before_mb']} → {w['rss_after_mb']} MB, {w['rss_bytes_per_waiting_thread']:,} B per thread; "
         f"{w['approvals_requests']} × `/admin/approvals?limit=50`: p50 {w['approvals_p50_ms']} ms, "
         f"p99 {w['approvals_p99_ms']} ms"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
+import pytest
+from langgraph._internal import _serde
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
@@ -83,3 +85,13 @@ async def test_a_rebuild_starts_from_the_read_that_found_the_change() -> None:
     saver.reads = 0
     again = await States().current(configured, "t1")
     assert saver.reads == 2 and again == waiting
+
+
+async def test_under_strict_msgpack_the_one_read_decodes_as_aget_state_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LANGGRAPH_STRICT_MSGPACK: the compiled graph's saver is the allowlisted one, the one aget_state reads with."""
+    monkeypatch.setattr(_serde, "STRICT_MSGPACK_ENABLED", True)
+    app = graph()
+    assert app._state_checkpointer(thread_config("t1")) is app.checkpointer
+    await app.ainvoke({}, thread_config("t1"))
+    state = await States().current(app, "t1")
+    assert state.interrupts and state == await app.aget_state(thread_config("t1"))

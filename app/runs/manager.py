@@ -235,7 +235,7 @@ class RunManager:
                 await forget(self.store, thread_id, list(resume))
                 self.events.status(thread_id, run.workflow, "running", event="resumed", run_id=begin.run_id)
                 job = job_of(begin, Command(resume=resume))
-                if "checkpoint_id" not in job.configurable:  # it resumes from the checkpoint just read
+                if not {"checkpoint_id", "checkpoint_ns"} & job.configurable.keys():  # from the one just read
                     job = replace(job, resumes=state.config["configurable"]["checkpoint_id"])
                 self.spawn(job)
         return begin, records

@@ -60,8 +60,15 @@ class States:
 async def snapshot_of(graph: Any, config: RunnableConfig, saved: CheckpointTuple) -> StateSnapshot:
     """What `graph.aget_state(config)` answers when its read returns `saved`."""
     build = getattr(graph, "_aprepare_state_snapshot", None)
-    if build is None or graph.config or graph.checkpointer is True or config["configurable"].get("checkpoint_ns"):
-        return await graph.aget_state(config)  # merged config, a subgraph's own history: its own read
+    resolve = getattr(graph, "_state_checkpointer", None)
+    if (
+        build is None
+        or resolve is None
+        or graph.config  # aget_state merges it into the config first
+        or config["configurable"].get("checkpoint_ns")  # a subgraph's own history
+        or resolve(config) is not graph.checkpointer  # it reads through another saver (strict msgpack's)
+    ):
+        return await graph.aget_state(config)
     return await build(config, saved, saver=graph.checkpointer, live=True)  # live: no checkpoint_id named
 
 
