@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from conftest import ROOT, TOKEN, Beacon, ClientFactory, eventually, free_port, make_config, running_beacon
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
@@ -155,6 +159,29 @@ async def test_approve_passes_a_resume_value_through(agent: tuple[Beacon, LangGr
     runs = await client.runs.list(tid)
     assert [(r["run_id"], r["status"]) for r in runs][1] == (first_run, "interrupted")
     assert runs[0]["status"] == "success"
+
+
+async def test_a_resume_command_keeps_its_update_as_langgraph_does(
+    agent: tuple[Beacon, LangGraphClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`command: {resume, update}` reaches the graph whole: the same values as LangGraph itself gives."""
+    _, client = agent
+    tid = (await client.threads.create())["thread_id"]
+    await client.runs.wait(tid, "chat", input={"messages": ["hi"]})
+    command = {"resume": {"ok": True}, "update": {"messages": ["a note"]}}
+    done = await client.runs.wait(tid, "chat", command=command)
+
+    spec = importlib.util.spec_from_file_location("hitl_here", GRAPHS.parent / "hitl.py")
+    assert spec is not None and spec.loader is not None
+    hitl = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, hitl)  # its annotations resolve in its own namespace
+    spec.loader.exec_module(hitl)
+    own = hitl._chat().compile(checkpointer=InMemorySaver())  # the graph Beacon serves, on LangGraph alone
+    config = {"configurable": {"thread_id": "x"}}
+    await own.ainvoke({"messages": ["hi"]}, config)
+    expected = await own.ainvoke(Command(resume={"ok": True}, update={"messages": ["a note"]}), config)
+    assert "a note" in expected["messages"]
+    assert done["messages"] == expected["messages"]
 
 
 async def test_twenty_concurrent_creates_reject_all_but_one_and_enqueue_keeps_their_order(

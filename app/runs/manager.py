@@ -33,7 +33,7 @@ from app.runs.deadlines import Deadlines, forget
 from app.runs.erase import erase
 from app.runs.events import Events, dumps, to_json
 from app.runs.execution import Execution, roll_back
-from app.runs.jobs import ASKED, Job, job_of, thread_config
+from app.runs.jobs import ASKED, Job, job_of, payload_of, thread_config
 from app.runs.logsink import LogSink
 from app.runs.states import States
 from app.runs.streams import RunStreams
@@ -234,7 +234,10 @@ class RunManager:
                     self.events.decision(record)
                 await forget(self.store, thread_id, list(resume))
                 self.events.status(thread_id, run.workflow, "running", event="resumed", run_id=begin.run_id)
-                job = job_of(begin, Command(resume=resume))
+                # The command as sent, its goto and update included; the answers by interrupt id.
+                asked = payload_of(args)
+                goto, update = (asked.goto, asked.update) if isinstance(asked, Command) else ((), None)
+                job = job_of(begin, Command(resume=resume, goto=goto, update=update))
                 if not {"checkpoint_id", "checkpoint_ns"} & job.configurable.keys():  # from the one just read
                     job = replace(job, resumes=state.config["configurable"]["checkpoint_id"])
                 self.spawn(job)
