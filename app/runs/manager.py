@@ -566,7 +566,6 @@ class RunManager:
         return run
 
 
-
 def _pick_interrupts(run: Run, keys: list[str | None], state: StateSnapshot) -> dict[str | None, str]:
     """The pending interrupt each answer is for: the one named, else the only one."""
     pending = sorted(i.id for i in state.interrupts)
